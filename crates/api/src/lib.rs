@@ -1,0 +1,1 @@
+//! Docker Engine API types and the error-to-JSON mapping.

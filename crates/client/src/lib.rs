@@ -1,0 +1,1 @@
+//! Async Docker API client over a unix socket.

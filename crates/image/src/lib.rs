@@ -1,0 +1,1 @@
+//! Image and layer store (overlay2 layout), tar apply with whiteouts, registry pull/push, save/load.

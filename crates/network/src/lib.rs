@@ -1,0 +1,1 @@
+//! Bridge networking: IPAM, veth/netns via netlink, nftables NAT.
