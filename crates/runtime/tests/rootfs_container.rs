@@ -26,6 +26,10 @@ const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 
 type Check = Result<(), String>;
 
+/// The host's mount table when the test process started (before any test forked).
+static HOST_ROOT: std::sync::LazyLock<Vec<mountinfo::MountInfo>> =
+    std::sync::LazyLock::new(|| mountinfo::read_self().unwrap());
+
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)+) => {
         if !$cond {
@@ -84,6 +88,7 @@ fn in_child(ns: CloneFlags, f: impl FnOnce() -> Check) -> Check {
 
 /// A bundle from the default runc-like spec after `edit`; returns (tempdir, rootfs, spec).
 fn make_bundle(edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::TempDir, PathBuf, Spec) {
+    std::sync::LazyLock::force(&HOST_ROOT);
     let dir = tempfile::tempdir().unwrap();
     let bundle = berth_fixtures::bundle_with(&dir.path().join("bundle"), &["sh"], edit).unwrap();
     let spec: Spec =
@@ -109,9 +114,16 @@ fn write_errno(p: &str) -> Option<i32> {
     }
 }
 
-/// Nothing of ours is left mounted in the host's namespace.
+/// Nothing of ours is left mounted in the host's namespace, and its `/` is as it was.
 fn assert_host_clean(paths: &[&Path]) {
-    for m in mountinfo::read_self().unwrap() {
+    let root = |ms: &[mountinfo::MountInfo]| {
+        ms.iter()
+            .find(|m| m.mount_point == Path::new("/"))
+            .map(|m| (m.id, m.options.clone(), m.optional.clone()))
+    };
+    let now = mountinfo::read_self().unwrap();
+    assert_eq!(root(&now), root(&HOST_ROOT), "host / changed");
+    for m in now {
         for p in paths {
             assert!(
                 !m.mount_point.starts_with(p),
@@ -300,9 +312,27 @@ fn default_spec_container_view() {
     }
     let (dir, rootfs, spec) = make_bundle(|_| {});
     let kcore = Path::new("/proc/kcore").exists();
+    // Without a cgroup namespace, the memory hierarchy is a bind of our own cgroup dir.
+    let own_memory = fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| PathBuf::from(p)))
+        .unwrap();
     let r = in_child(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC, || {
         setup_container(&spec, &rootfs, RootfsOptions::default())?;
-        check_default_view(kcore)
+        check_default_view(kcore)?;
+        let mounts = mountinfo::read_self().map_err(|e| e.to_string())?;
+        let mem = mounts
+            .iter()
+            .find(|m| m.mount_point == Path::new("/sys/fs/cgroup/memory"))
+            .ok_or("no memory hierarchy")?;
+        ensure!(
+            mem.root == own_memory,
+            "memory bind root {} != {}",
+            mem.root.display(),
+            own_memory.display()
+        );
+        Ok(())
     });
     assert_host_clean(&[dir.path()]);
     r.unwrap();
@@ -697,7 +727,7 @@ fn user_namespace_view(own_net: bool) {
                 .filter(|m| m.mount_point == Path::new("/sys/fs/cgroup"))
                 .count();
             ensure!(
-                (cg > 1) == !own_net,
+                (cg > 1) != own_net,
                 "{cg} mounts at /sys/fs/cgroup (own net ns: {own_net})"
             );
             ensure!(
@@ -725,4 +755,101 @@ fn user_namespace_with_own_net_namespace() {
 #[test]
 fn user_namespace_without_net_namespace_binds_host_sys() {
     user_namespace_view(false);
+}
+
+/// Binds over procfs are refused, however the destination reaches /proc (directly or through a
+/// symlink in the image), except the lxcfs-style files.
+#[test]
+fn mounts_over_procfs_are_refused() {
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    let file = host.path().join("uptime");
+    fs::write(&file, b"42.00 42.00\n").unwrap();
+    let file_s = file.to_string_lossy().into_owned();
+    for (dest, allowed) in [
+        ("/proc/uptime", true),
+        ("/proc/sys/kernel/hostname", false),
+        ("/evil/hostname", false),
+    ] {
+        let f = file_s.clone();
+        let (dir, rootfs, spec) = make_bundle(|s| {
+            s["mounts"].as_array_mut().unwrap().push(
+                serde_json::json!({"destination": dest, "type": "bind", "source": f, "options": ["bind"]}),
+            );
+        });
+        symlink("/proc/sys/kernel", rootfs.join("evil")).unwrap();
+        let r =
+            in_child(
+                CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
+                || match rootfs::prepare(&spec, &rootfs, RootfsOptions::default()) {
+                    Ok(()) if allowed => {
+                        let up = fs::read_to_string(rootfs.join("proc/uptime"))
+                            .map_err(|e| e.to_string())?;
+                        ensure!(up.starts_with("42.00"), "uptime override not mounted: {up}");
+                        Ok(())
+                    }
+                    Err(rootfs::RootfsError::InvalidMount { .. }) if !allowed => Ok(()),
+                    other => Err(format!("{dest}: unexpected {other:?}")),
+                },
+            );
+        assert_host_clean(&[dir.path(), host.path()]);
+        r.unwrap();
+    }
+}
+
+/// With a cgroup namespace every hierarchy is mounted fresh (rooted at the namespace); a
+/// `cgroup2` entry on this hybrid host gets the unified hierarchy.
+#[test]
+fn cgroup_namespace_mounts_fresh_hierarchies() {
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let (dir, rootfs, spec) = make_bundle(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "cgroup"}));
+        s["mounts"].as_array_mut().unwrap().push(
+            serde_json::json!({"destination": "/cg2", "type": "cgroup2", "source": "cgroup2", "options": ["ro", "nosuid"]}),
+        );
+    });
+    let r = in_child(
+        CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP,
+        || {
+            setup_container(&spec, &rootfs, RootfsOptions::default())?;
+            let mounts = mountinfo::read_self().map_err(|e| e.to_string())?;
+            let mem = mounts
+                .iter()
+                .find(|m| m.mount_point == Path::new("/sys/fs/cgroup/memory"))
+                .ok_or("no memory hierarchy")?;
+            ensure!(
+                mem.fstype == "cgroup" && mem.root == Path::new("/"),
+                "memory: {mem:?}"
+            );
+            ensure!(
+                mem.has_option("ro"),
+                "memory hierarchy writable: {}",
+                mem.options
+            );
+            ensure!(
+                Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(),
+                "memory files"
+            );
+            let cg2 = mounts
+                .iter()
+                .find(|m| m.mount_point == Path::new("/cg2"))
+                .ok_or("no /cg2")?;
+            ensure!(
+                cg2.fstype == "cgroup2" && cg2.has_option("ro"),
+                "/cg2: {cg2:?}"
+            );
+            Ok(())
+        },
+    );
+    assert_host_clean(&[dir.path()]);
+    r.unwrap();
 }

@@ -236,8 +236,7 @@ pub fn pivot(rootfs: &Path, opts: RootfsOptions) -> Result<(), RootfsError> {
 ///
 /// Needs the container's `/proc` (sysctls, and mounts target `/proc/self/fd/N`) and a real
 /// `/dev/null` (masking binds it).
-pub fn finalize(spec: &Spec, opts: RootfsOptions) -> Result<(), RootfsError> {
-    let _ = opts;
+pub fn finalize(spec: &Spec, _opts: RootfsOptions) -> Result<(), RootfsError> {
     let prop = root_propagation(spec)?;
     // Applied again here because before the pivot it would have hit the old root; private is
     // already in effect from `prepare`.
