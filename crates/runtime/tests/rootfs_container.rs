@@ -103,6 +103,11 @@ fn extra_mounts_devices_and_readonly_root() {
     let (dir, rootfs, spec) = make_bundle(|s| {
         s["root"]["readonly"] = serde_json::json!(true);
         let mounts = s["mounts"].as_array_mut().unwrap();
+        // A read-only /dev: made so after the devices and mount points are created in it.
+        mounts[1]["options"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!("ro"));
         mounts.push(serde_json::json!({"destination": "/mnt/ro/vol", "type": "bind", "source": vol_s, "options": ["rbind", "ro", "nosuid"]}));
         mounts.push(serde_json::json!({"destination": "/mnt/rw", "type": "none", "source": vol_s, "options": ["bind"]}));
         mounts.push(serde_json::json!({"destination": "/etc/bound-file", "type": "bind", "source": file_s, "options": ["rbind", "ro"]}));
@@ -170,6 +175,11 @@ fn extra_mounts_devices_and_readonly_root() {
         );
         fs::write("/scratch/x", b"x").map_err(|e| format!("/scratch under ro root: {e}"))?;
         fs::write("/dev/shm/x", b"x").map_err(|e| format!("/dev/shm under ro root: {e}"))?;
+        ensure!(
+            write_errno("/dev/new-file") == Some(libc::EROFS),
+            "/dev not read-only"
+        );
+        fs::write("/dev/null", b"x").map_err(|e| format!("/dev/null on ro /dev: {e}"))?;
         let fuse = fs::metadata("/dev/berth-fuse").map_err(|e| e.to_string())?;
         ensure!(
             fuse.file_type().is_char_device() && fuse.rdev() == libc::makedev(10, 229),

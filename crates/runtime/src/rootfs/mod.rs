@@ -218,6 +218,18 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions) -> Result<(), Ro
     if !mounts::dev_is_bind_mounted(spec) {
         devices::setup_dev(root.as_fd(), spec, opts)?;
     }
+    if mounts::dev_wants_readonly(spec) {
+        let dev = ctx.resolve(Path::new("/dev"), path_safety::Create::No)?;
+        let ro = options::Attrs {
+            set: options::attr::RDONLY,
+            clr: 0,
+        };
+        sys::mount_setattr(dev.as_fd(), false, ro).map_err(mounts::mount_err(
+            Path::new("/dev"),
+            "tmpfs",
+            "make read-only",
+        ))?;
+    }
     Ok(())
 }
 

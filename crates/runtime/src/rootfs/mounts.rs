@@ -109,6 +109,18 @@ fn check_not_over_proc(dest: &Path, fstype: &str, target: &OwnedFd) -> Result<()
     Ok(())
 }
 
+/// Whether the spec mounts a fresh, read-only filesystem at /dev: that is mounted writable so
+/// devices and mount points can be created in it, and made read-only at the end of `prepare`.
+pub(crate) fn dev_wants_readonly(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        normalize(m.destination()) == Path::new("/dev")
+            && !is_bind(m)
+            && options::parse(m.options().as_deref().unwrap_or(&[]))
+                .flags
+                .contains(MsFlags::MS_RDONLY)
+    })
+}
+
 /// Perform one `mounts` entry inside the rootfs.
 pub(crate) fn mount_entry(ctx: &Context<'_>, m: &Mount) -> Result<(), RootfsError> {
     let dest = m.destination().as_path();
@@ -212,6 +224,12 @@ fn fresh(
     if typ != "proc" {
         check_not_over_proc(dest, typ, &target)?;
     }
+    let mut opts = opts.clone();
+    if normalize(dest) == Path::new("/dev") {
+        // Read-only only once the devices exist (see `dev_wants_readonly`).
+        opts.flags.remove(MsFlags::MS_RDONLY);
+    }
+    let opts = &opts;
     let source = source.unwrap_or(Path::new(typ));
     let data = opts.data_string();
     let mut res = mount_at(
