@@ -104,6 +104,7 @@ fn hostile_symlinks_cannot_escape_the_rootfs() {
             serde_json::json!({"destination": "/existing", "type": "tmpfs", "source": "tmpfs"}),
         );
         mounts.push(serde_json::json!({"destination": "/etc/../../../escape-file", "type": "bind", "source": "/etc/hostname", "options": ["bind"]}));
+        mounts.push(serde_json::json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/hostname", "options": ["bind", "ro"]}));
     });
     // /proc -> /../../..<canary>/proc (does not exist anywhere yet)
     fs::remove_dir(rootfs.join("proc")).unwrap();
@@ -127,7 +128,15 @@ fn hostile_symlinks_cannot_escape_the_rootfs() {
     .unwrap();
     // /existing -> <canary>/existing, a directory that does exist on the host
     symlink(c.join("existing"), rootfs.join("existing")).unwrap();
+    // /etc/resolv.conf -> a dangling absolute path: the bind target file is created inside.
+    fs::remove_file(rootfs.join("etc/resolv.conf")).unwrap();
+    symlink(
+        format!("/../../..{}/resolv.conf", c.display()),
+        rootfs.join("etc/resolv.conf"),
+    )
+    .unwrap();
     let inside = rootfs.join(c.strip_prefix("/").unwrap());
+    let hostname = fs::read_to_string("/etc/hostname").unwrap();
     let r = in_child(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC, || {
         rootfs::prepare(&spec, &rootfs, RootfsOptions::default()).map_err(|e| chain(&e))?;
         let mounts = mountinfo::read_self().map_err(|e| e.to_string())?;
@@ -161,6 +170,12 @@ fn hostile_symlinks_cannot_escape_the_rootfs() {
                 .is_empty(),
             "mask via symlinked /proc"
         );
+        let resolv = fs::read_to_string("/etc/resolv.conf").map_err(|e| e.to_string())?;
+        ensure!(resolv == hostname, "/etc/resolv.conf bind: {resolv:?}");
+        ensure!(
+            write_errno("/etc/resolv.conf") == Some(libc::EROFS),
+            "ro file bind writable"
+        );
         Ok(())
     });
     assert_host_clean(&[dir.path(), canary.path()]);
@@ -173,6 +188,7 @@ fn hostile_symlinks_cannot_escape_the_rootfs() {
     assert_eq!(left, vec!["existing"], "created outside the rootfs");
     assert_eq!(fs::read_dir(c.join("existing")).unwrap().count(), 0);
     assert!(inside.join("chain/sub").is_dir() && inside.join("data").is_dir());
+    assert!(inside.join("resolv.conf").is_file());
 }
 
 /// Binds over procfs are refused, however the destination reaches /proc (directly or through a
