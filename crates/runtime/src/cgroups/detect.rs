@@ -288,6 +288,7 @@ pub fn cgroup_version() -> Result<CgroupMode, CgroupError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

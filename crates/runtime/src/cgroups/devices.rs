@@ -110,6 +110,7 @@ pub fn is_allow_all(rules: &[DeviceRule]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;

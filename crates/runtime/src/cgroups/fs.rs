@@ -170,6 +170,7 @@ pub(crate) fn signal_all(pids: &[i32], signal: i32) -> Result<(), CgroupError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

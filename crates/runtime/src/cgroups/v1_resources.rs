@@ -27,10 +27,8 @@ pub(crate) fn set(m: &V1Manager, r: &LinuxResources) -> Result<(), CgroupError> 
             why: format!("no v1 {controller} hierarchy is mounted"),
         })
     };
-    if let Some(mem) = r.memory() {
-        if memory_requested(mem) {
-            set_memory(need("memory")?, mem)?;
-        }
+    if let Some(mem) = r.memory().as_ref().filter(|m| memory_requested(m)) {
+        set_memory(need("memory")?, mem)?;
     }
     if let Some(cpu) = r.cpu() {
         if cpu_requested(cpu) {
@@ -43,10 +41,8 @@ pub(crate) fn set(m: &V1Manager, r: &LinuxResources) -> Result<(), CgroupError> 
     if let Some(pids) = r.pids() {
         set_pids(need("pids")?, pids)?;
     }
-    if let Some(bio) = r.block_io() {
-        if blkio_requested(bio) {
-            set_blkio(need("blkio")?, bio)?;
-        }
+    if let Some(bio) = r.block_io().as_ref().filter(|b| blkio_requested(b)) {
+        set_blkio(need("blkio")?, bio)?;
     }
     if let Some(h) = r.hugepage_limits().as_ref().filter(|h| !h.is_empty()) {
         // Hybrid hosts may carry hugetlb on the cgroup2 side instead (as this project's CI
@@ -353,6 +349,7 @@ pub fn set_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), Cgroup
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use oci_spec::runtime::{

@@ -239,6 +239,7 @@ pub fn set_unified<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use oci_spec::runtime::{
