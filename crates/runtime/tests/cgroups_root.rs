@@ -44,9 +44,15 @@ struct Worker {
 
 impl Worker {
     fn spawn() -> Self {
+        Self::spawn_script(
+            "read go; x=$(head -c 3000000 /dev/zero | tr '\\0' a); echo ready; read never",
+        )
+    }
+
+    fn spawn_script(script: &str) -> Self {
         let mut child = Command::new("/bin/sh")
             .arg("-c")
-            .arg("read go; x=$(head -c 3000000 /dev/zero | tr '\\0' a); echo ready; read never")
+            .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -70,6 +76,14 @@ impl Worker {
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready");
+    }
+
+    /// Send a line, return the line it answers.
+    fn ask(&mut self) -> String {
+        writeln!(self.stdin.as_mut().unwrap(), "go").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_owned()
     }
 
     fn state(&self) -> char {
@@ -438,4 +452,100 @@ fn v2_hugetlb_when_available() {
         .unwrap();
     guard.0.set(&r).unwrap();
     assert_eq!(read_trim(m.dir(), "hugetlb.2MB.max"), "4194304");
+}
+
+/// For each "go": try opening /dev/null (r), /dev/zero (r), /dev/zero (w), /dev/full (r) and
+/// answer e.g. "ok ok denied denied".
+const DEVICE_PROBE: &str = r#"while read go; do
+  r=""
+  for spec in "</dev/null" "</dev/zero" ">/dev/zero" "</dev/full"; do
+    if (eval "exec 3$spec") 2>/dev/null; then r="$r ok"; else r="$r denied"; fi
+  done
+  echo $r
+done"#;
+
+#[test]
+fn v2_device_rules_via_ebpf() {
+    assert_root();
+    let mnt = Cgroup2Mount::new();
+    let m = V2Manager::new(mnt.path(), &unique_path("v2dev")).unwrap();
+    let guard = CgGuard(Box::new(m.clone()));
+    let mut w = Worker::spawn_script(DEVICE_PROBE);
+    guard.0.apply(w.pid()).unwrap();
+    assert_eq!(w.ask(), "ok ok ok ok", "before any policy");
+
+    let with = |rules| {
+        LinuxResourcesBuilder::default()
+            .devices(rules)
+            .build()
+            .unwrap()
+    };
+    guard
+        .0
+        .set(&with(vec![
+            device_rule(false, LinuxDeviceType::A, None, None),
+            device_rule(true, LinuxDeviceType::C, Some(1), Some(3)),
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(LinuxDeviceType::C)
+                .major(1)
+                .minor(5)
+                .access("r")
+                .build()
+                .unwrap(),
+        ]))
+        .unwrap();
+    assert_eq!(w.ask(), "ok ok denied denied", "allowlist");
+
+    // Replacing the policy leaves exactly one program in force.
+    guard
+        .0
+        .set(&with(vec![device_rule(
+            false,
+            LinuxDeviceType::C,
+            Some(1),
+            Some(7),
+        )]))
+        .unwrap();
+    assert_eq!(w.ask(), "ok ok ok denied", "single deny");
+
+    guard
+        .0
+        .set(&with(vec![device_rule(
+            true,
+            LinuxDeviceType::A,
+            None,
+            None,
+        )]))
+        .unwrap();
+    assert_eq!(w.ask(), "ok ok ok ok", "allow all again");
+}
+
+#[test]
+fn v1_device_rules_are_enforced() {
+    assert_root();
+    if !v1_host() {
+        return;
+    }
+    let guard = CgGuard(cgroups::manager(&unique_path("v1dev")).unwrap());
+    let mut w = Worker::spawn_script(DEVICE_PROBE);
+    guard.0.apply(w.pid()).unwrap();
+    assert_eq!(w.ask(), "ok ok ok ok");
+    let r = LinuxResourcesBuilder::default()
+        .devices(vec![
+            device_rule(false, LinuxDeviceType::A, None, None),
+            device_rule(true, LinuxDeviceType::C, Some(1), Some(3)),
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(LinuxDeviceType::C)
+                .major(1)
+                .minor(5)
+                .access("r")
+                .build()
+                .unwrap(),
+        ])
+        .build()
+        .unwrap();
+    guard.0.set(&r).unwrap();
+    assert_eq!(w.ask(), "ok ok denied denied");
 }

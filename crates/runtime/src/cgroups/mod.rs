@@ -14,6 +14,7 @@
 
 mod detect;
 mod devices;
+mod ebpf;
 mod fs;
 mod v1;
 mod v1_resources;
@@ -29,6 +30,7 @@ pub use detect::{
     parse_mountinfo, parse_proc_cgroup, resolve_dir,
 };
 pub use devices::{DeviceRule, is_allow_all};
+pub use ebpf::{Insn, apply_device_rules, device_program};
 pub use v1::{V1Dir, V1Manager};
 pub use v2::V2Manager;
 pub use v2_resources::shares_to_weight;
@@ -131,6 +133,17 @@ pub enum CgroupError {
         what: String,
         /// What is wrong.
         why: String,
+    },
+    /// A bpf(2) step of the v2 device policy failed; `log` holds the verifier's output if any.
+    #[error("cgroups: bpf: {step}{}", if .log.is_empty() { String::new() } else { format!(" (verifier: {})", .log.trim()) })]
+    Bpf {
+        /// Which step.
+        step: &'static str,
+        /// Verifier log (load failures only).
+        log: String,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
     },
     /// Teardown kept going past failures; every one is listed.
     #[error("cgroups: destroy left {}: {}", .0.len(), join_errors(.0))]

@@ -8,7 +8,8 @@ use oci_spec::runtime::{
 };
 
 use super::CgroupError;
-use super::devices::{convert, is_allow_all};
+use super::devices::convert;
+use super::ebpf::apply_device_rules;
 use super::fs::write_file;
 use super::v1_resources::{page_size, set_cpuset};
 
@@ -37,15 +38,7 @@ pub(crate) fn set(dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
         set_hugetlb(dir, h)?;
     }
     if let Some(devs) = r.devices() {
-        let rules = convert(devs)?;
-        if !is_allow_all(&rules) {
-            return Err(CgroupError::Unsupported {
-                what: "device rules on cgroup v2".into(),
-                why: "restricting devices on v2 needs a BPF_PROG_TYPE_CGROUP_DEVICE program, \
-                      which berth does not load yet"
-                    .into(),
-            });
-        }
+        apply_device_rules(dir, &convert(devs)?)?;
     }
     if let Some(n) = r.network()
         && (n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()))
@@ -394,8 +387,9 @@ mod tests {
             ])
             .build()
             .unwrap();
+        // A tempdir is no cgroup: attaching the device program fails, naming the step.
         let e = set(d.path(), &deny).unwrap_err();
-        assert!(e.to_string().contains("device rules"), "{e}");
+        assert!(e.to_string().contains("device program"), "{e}");
         let rt = LinuxCpuBuilder::default()
             .realtime_runtime(1000i64)
             .build()
