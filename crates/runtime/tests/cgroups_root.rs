@@ -32,6 +32,32 @@ fn assert_root() {
         nix::unistd::geteuid().is_root(),
         "the cgroup root suites need root (CI runs them as root)"
     );
+    sweep_leftovers();
+}
+
+/// Remove `/berth-test-*` cgroups left by an earlier run that was killed before its guards ran
+/// (their pid no longer exists). Best effort.
+fn sweep_leftovers() {
+    let Ok(layout) = cgroups::detect() else {
+        return;
+    };
+    for h in layout.v1.iter().chain(&layout.unified) {
+        let Ok(entries) = std::fs::read_dir(&h.mount_point) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("berth-test-") else {
+                continue;
+            };
+            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                if let Ok(m) = cgroups::manager(&format!("/{name}")) {
+                    drop(CgGuard(m));
+                }
+            }
+        }
+    }
 }
 
 /// A shell child that waits for "go", allocates ~3 MB, says "ready", then blocks on stdin.
@@ -548,4 +574,49 @@ fn v1_device_rules_are_enforced() {
         .unwrap();
     guard.0.set(&r).unwrap();
     assert_eq!(w.ask(), "ok ok denied denied");
+}
+
+#[test]
+fn v1_kill_all_keeps_a_paused_container_paused() {
+    assert_root();
+    if !v1_host() {
+        return;
+    }
+    let guard = CgGuard(cgroups::manager(&unique_path("v1pause")).unwrap());
+    let mut w = Worker::spawn();
+    guard.0.apply(w.pid()).unwrap();
+    guard.0.freeze().unwrap();
+    guard.0.kill_all(libc::SIGTERM).unwrap();
+    assert!(
+        guard.0.is_frozen().unwrap(),
+        "kill --all must not resume a paused container"
+    );
+    assert_eq!(guard.0.pids().unwrap(), [w.pid()]);
+    guard.0.thaw().unwrap();
+    assert_eq!(w.wait_signal(), Some(libc::SIGTERM));
+}
+
+#[test]
+fn v2_pids_and_kill_cover_child_cgroups() {
+    assert_root();
+    let mnt = Cgroup2Mount::new();
+    let m = V2Manager::new(mnt.path(), &unique_path("v2nest")).unwrap();
+    let guard = CgGuard(Box::new(m.clone()));
+    let mut outer = Worker::spawn();
+    let mut inner = Worker::spawn();
+    guard.0.apply(outer.pid()).unwrap();
+    // The container makes its own sub-cgroup (as systemd in a container would).
+    let sub = m.dir().join("inner");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("cgroup.procs"), inner.pid().to_string()).unwrap();
+    let mut pids = guard.0.pids().unwrap();
+    pids.sort_unstable();
+    let mut want = vec![outer.pid(), inner.pid()];
+    want.sort_unstable();
+    assert_eq!(pids, want);
+    guard.0.kill_all(libc::SIGKILL).unwrap();
+    assert_eq!(outer.wait_signal(), Some(libc::SIGKILL));
+    assert_eq!(inner.wait_signal(), Some(libc::SIGKILL));
+    guard.0.destroy().unwrap();
+    assert!(!m.dir().exists());
 }

@@ -77,6 +77,32 @@ pub(crate) fn read_procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
         .collect()
 }
 
+/// Pids in `dir` and every child cgroup below it (a container may create its own sub-cgroups);
+/// a missing `dir` has none.
+pub(crate) fn read_procs_recursive(dir: &Path) -> Result<Vec<i32>, CgroupError> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut pids = read_procs(dir)?;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(read_procs_recursive(&entry.path())?);
+            }
+        }
+    }
+    Ok(pids)
+}
+
+/// v1 reports "unlimited" as the largest page-aligned i64; normalise it to `u64::MAX`.
+pub(crate) fn normalize_limit(v: u64) -> u64 {
+    if v >= 0x7FFF_FFFF_FFFF_F000 {
+        u64::MAX
+    } else {
+        v
+    }
+}
+
 /// Move `pid` into the cgroup at `dir`.
 pub(crate) fn attach(dir: &Path, pid: i32) -> Result<(), CgroupError> {
     let path = dir.join("cgroup.procs");
@@ -187,6 +213,17 @@ mod tests {
         assert_eq!(read_u64(d.path(), "m").unwrap(), u64::MAX);
         std::fs::write(d.path().join("cgroup.procs"), "1\n22\n").unwrap();
         assert_eq!(read_procs(d.path()).unwrap(), [1, 22]);
+        let sub = d.path().join("child");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("cgroup.procs"), "7\n").unwrap();
+        assert_eq!(read_procs_recursive(d.path()).unwrap(), [1, 22, 7]);
+        assert!(
+            read_procs_recursive(&d.path().join("gone"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(normalize_limit(9_223_372_036_854_771_712), u64::MAX);
+        assert_eq!(normalize_limit(4096), 4096);
     }
 
     #[test]

@@ -188,19 +188,21 @@ impl CgroupManager for V1Manager {
 
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         match self.procs_dir() {
-            Some(d) => fs::read_procs(d),
+            Some(d) => fs::read_procs_recursive(d),
             None => Ok(Vec::new()),
         }
     }
 
     fn kill_all(&self, signal: i32) -> Result<(), CgroupError> {
-        // Freeze first so nothing forks a task we would miss; signals are delivered on thaw.
-        let frozen = self.dir("freezer").is_some();
-        if frozen {
-            self.freeze()?;
+        if self.dir("freezer").is_none() {
+            return self.pids().and_then(|p| fs::signal_all(&p, signal));
         }
+        // Freeze first so nothing forks a task we would miss. A paused container stays paused,
+        // unless the signal is SIGKILL: frozen v1 tasks only die once thawed.
+        let was_frozen = self.is_frozen()?;
+        self.freeze()?;
         let res = self.pids().and_then(|p| fs::signal_all(&p, signal));
-        if frozen {
+        if !was_frozen || signal == libc::SIGKILL {
             let thawed = self.thaw();
             res?;
             thawed
@@ -213,7 +215,7 @@ impl CgroupManager for V1Manager {
         let mut s = CgroupStats::default();
         if let Some(d) = self.dir("memory") {
             s.memory_usage = fs::read_u64(d, "memory.usage_in_bytes")?;
-            s.memory_limit = fs::read_u64(d, "memory.limit_in_bytes")?;
+            s.memory_limit = fs::normalize_limit(fs::read_u64(d, "memory.limit_in_bytes")?);
         }
         if let Some(d) = self.dir("cpuacct") {
             s.cpu_usage_ns = fs::read_u64(d, "cpuacct.usage")?;

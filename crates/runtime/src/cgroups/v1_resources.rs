@@ -183,23 +183,24 @@ pub fn set_memory(dir: &Path, m: &LinuxMemory) -> Result<(), CgroupError> {
 
 /// CPU bandwidth and weight: shares, CFS period/quota/burst, RT period/runtime, idle.
 pub fn set_cpu(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
-    if let Some(s) = c.shares() {
+    // 0 means "not set" for these (as runc treats them); the kernel would reject or clamp it.
+    if let Some(s) = c.shares().filter(|v| *v != 0) {
         write_file(dir, "cpu.shares", &s.to_string())?;
     }
     // Period before quota: the kernel checks quota against the current period.
-    if let Some(p) = c.period() {
+    if let Some(p) = c.period().filter(|v| *v != 0) {
         write_file(dir, "cpu.cfs_period_us", &p.to_string())?;
     }
-    if let Some(q) = c.quota() {
+    if let Some(q) = c.quota().filter(|v| *v != 0) {
         write_file(dir, "cpu.cfs_quota_us", &q.to_string())?;
     }
     if let Some(b) = c.burst() {
         write_file(dir, "cpu.cfs_burst_us", &b.to_string())?;
     }
-    if let Some(p) = c.realtime_period() {
+    if let Some(p) = c.realtime_period().filter(|v| *v != 0) {
         write_file(dir, "cpu.rt_period_us", &p.to_string())?;
     }
-    if let Some(r) = c.realtime_runtime() {
+    if let Some(r) = c.realtime_runtime().filter(|v| *v != 0) {
         write_file(dir, "cpu.rt_runtime_us", &r.to_string())?;
     }
     if let Some(i) = c.idle() {

@@ -142,7 +142,7 @@ impl CgroupManager for V2Manager {
     }
 
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        fs::read_procs(&self.dir)
+        fs::read_procs_recursive(&self.dir)
     }
 
     fn kill_all(&self, signal: i32) -> Result<(), CgroupError> {
@@ -150,8 +150,14 @@ impl CgroupManager for V2Manager {
         if signal == libc::SIGKILL && self.dir.join("cgroup.kill").exists() {
             return fs::write_file(&self.dir, "cgroup.kill", "1");
         }
+        // Freeze first so nothing forks a task we would miss; a paused container stays paused
+        // (v2 lets fatal signals through the freezer).
+        let was_frozen = self.is_frozen()?;
         self.freeze()?;
         let res = self.pids().and_then(|p| fs::signal_all(&p, signal));
+        if was_frozen {
+            return res;
+        }
         let thawed = self.thaw();
         res?;
         thawed
