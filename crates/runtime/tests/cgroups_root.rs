@@ -51,10 +51,10 @@ fn sweep_leftovers() {
                 continue;
             };
             let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
-                if let Ok(m) = cgroups::manager(&format!("/{name}")) {
-                    drop(CgGuard(m));
-                }
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists())
+                && let Ok(m) = cgroups::manager(&format!("/{name}"))
+            {
+                drop(CgGuard(m));
             }
         }
     }
