@@ -257,6 +257,11 @@ fn v1_lifecycle_on_host_hierarchies() {
     assert_eq!(stats.memory_limit, 64 << 20);
     assert!(stats.cpu_usage_ns > 0, "{stats:?}");
     assert!(stats.pids_current >= 1, "{stats:?}");
+    assert_eq!(stats.pids_limit, 64);
+    assert!(stats.memory_max_usage >= stats.memory_usage, "{stats:?}");
+    if m.dir("cpuacct").unwrap().join("cpuacct.usage_user").exists() {
+        assert!(stats.cpu_user_ns + stats.cpu_system_ns > 0, "{stats:?}");
+    }
     assert_eq!(guard.0.pids().unwrap(), [w.pid()]);
 
     guard.0.freeze().unwrap();

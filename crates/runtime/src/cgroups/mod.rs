@@ -16,6 +16,7 @@ mod detect;
 mod devices;
 mod ebpf;
 mod fs;
+mod stats;
 mod v1;
 mod v1_resources;
 mod v2;
@@ -31,6 +32,7 @@ pub use detect::{
 };
 pub use devices::{DeviceRule, is_allow_all};
 pub use ebpf::{Insn, apply_device_rules, device_program};
+pub use stats::{keyed_value, v1_blkio_bytes, v2_io_bytes};
 pub use v1::{V1Dir, V1Manager};
 pub use v2::V2Manager;
 pub use v2_resources::shares_to_weight;
@@ -168,17 +170,32 @@ fn join_errors(errors: &[CgroupError]) -> String {
 }
 
 /// Resource usage read from the cgroup (for `docker stats`, `runc events`). Fields whose
-/// controller is absent read as 0.
-#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+/// controller or file is absent read as 0; limits read as `u64::MAX` when unlimited.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CgroupStats {
     /// Memory usage in bytes.
     pub memory_usage: u64,
     /// Memory limit in bytes (u64::MAX when unlimited).
     pub memory_limit: u64,
+    /// Peak memory usage (v1 `max_usage_in_bytes`, v2 `memory.peak`).
+    pub memory_max_usage: u64,
+    /// Inactive file cache, which `docker stats` subtracts from usage.
+    pub memory_inactive_file: u64,
     /// Total CPU time in nanoseconds.
     pub cpu_usage_ns: u64,
+    /// User CPU time in nanoseconds.
+    pub cpu_user_ns: u64,
+    /// System CPU time in nanoseconds.
+    pub cpu_system_ns: u64,
     /// Number of tasks.
     pub pids_current: u64,
+    /// Task limit (u64::MAX when unlimited).
+    pub pids_limit: u64,
+    /// Bytes read from block devices.
+    pub io_read_bytes: u64,
+    /// Bytes written to block devices.
+    pub io_write_bytes: u64,
 }
 
 /// One container's cgroup, on whichever hierarchy the host has.

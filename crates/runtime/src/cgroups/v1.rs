@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 use super::detect::{CgroupLayout, ProcCgroup, resolve_dir, validate_path};
-use super::{CgroupError, CgroupManager, CgroupStats, fs, v1_resources, v2};
+use super::{CgroupError, CgroupManager, CgroupStats, fs, stats, v1_resources, v2};
 
 /// The container's dir in one v1 hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,18 +212,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn stats(&self) -> Result<CgroupStats, CgroupError> {
-        let mut s = CgroupStats::default();
-        if let Some(d) = self.dir("memory") {
-            s.memory_usage = fs::read_u64(d, "memory.usage_in_bytes")?;
-            s.memory_limit = fs::normalize_limit(fs::read_u64(d, "memory.limit_in_bytes")?);
-        }
-        if let Some(d) = self.dir("cpuacct") {
-            s.cpu_usage_ns = fs::read_u64(d, "cpuacct.usage")?;
-        }
-        if let Some(d) = self.dir("pids") {
-            s.pids_current = fs::read_u64(d, "pids.current")?;
-        }
-        Ok(s)
+        stats::v1(self)
     }
 
     fn destroy(&self) -> Result<(), CgroupError> {

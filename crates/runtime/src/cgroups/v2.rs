@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 use super::detect::{join_cgroup, validate_path};
-use super::{CgroupError, CgroupManager, CgroupStats, fs, v2_resources};
+use super::{CgroupError, CgroupManager, CgroupStats, fs, stats, v2_resources};
 
 /// A container cgroup in a cgroup2 tree.
 #[derive(Debug, Clone)]
@@ -164,19 +164,7 @@ impl CgroupManager for V2Manager {
     }
 
     fn stats(&self) -> Result<CgroupStats, CgroupError> {
-        let cpu_usec = fs::read_optional(&self.dir, "cpu.stat")?
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("usage_usec "))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        Ok(CgroupStats {
-            memory_usage: fs::read_u64(&self.dir, "memory.current")?,
-            memory_limit: fs::read_u64(&self.dir, "memory.max")?,
-            cpu_usage_ns: cpu_usec.saturating_mul(1000),
-            pids_current: fs::read_u64(&self.dir, "pids.current")?,
-        })
+        stats::v2(&self.dir)
     }
 
     fn destroy(&self) -> Result<(), CgroupError> {
