@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use crate::security::test_support::{cap_mask, in_child, is_root};
 use oci_spec::runtime::Capability as C;
