@@ -245,7 +245,7 @@ pub fn load_bpf_with_flags(program: &[u8], flags: u32) -> Result<(), SeccompErro
 
 /// Split the bytes into `struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }` records.
 fn parse_program(program: &[u8]) -> Result<Vec<libc::sock_filter>, SeccompError> {
-    if program.is_empty() || program.len() % BPF_INSN_SIZE != 0 {
+    if program.is_empty() || !program.len().is_multiple_of(BPF_INSN_SIZE) {
         return Err(SeccompError::BadProgram(format!(
             "{} bytes is not a non-zero multiple of {BPF_INSN_SIZE}",
             program.len()
