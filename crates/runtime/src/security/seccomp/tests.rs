@@ -289,6 +289,14 @@ fn flags_are_applied() {
         filter.load().map_err(|e| format!("load: {e:?}"))?;
         expect_errno("getcwd", getcwd_errno(), Some(77))
     });
+    // The same filter, exported and loaded raw with the flag bits.
+    let program = filter.export_bpf().unwrap();
+    in_child(|| {
+        crate::security::set_no_new_privs().map_err(|e| format!("{e:?}"))?;
+        load_bpf_with_flags(&program, filter.filter_flags())
+            .map_err(|e| format!("load_bpf_with_flags: {e:?}"))?;
+        expect_errno("getcwd", getcwd_errno(), Some(77))
+    });
 }
 
 #[test]
