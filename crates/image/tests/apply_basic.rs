@@ -1,5 +1,7 @@
 //! Basic apply behaviour: compression detection, digests, whiteouts, duplicates.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 mod apply_common;
 
 use std::fs;

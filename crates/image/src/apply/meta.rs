@@ -242,6 +242,7 @@ fn parse_pax_time(s: &str) -> Option<Timespec> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

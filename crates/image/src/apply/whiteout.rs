@@ -47,7 +47,14 @@ pub(crate) fn is_whiteout(st: &rustix::fs::Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
+/// Does this directory carry overlayfs' opaque marker?
+pub(crate) fn is_opaque(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(rustix::fs::fgetxattr(fd, OPAQUE_XATTR, &mut buf[..]), Ok(1) if buf[0] == b'y')
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

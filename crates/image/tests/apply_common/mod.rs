@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! Helpers shared by the apply test files: building tar streams in memory.
 #![allow(dead_code)]
 
@@ -145,4 +146,114 @@ impl TarBuilder {
 
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+/// Everything the tests compare about one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: i64,
+    pub size: u64,
+    pub content: Option<String>,
+    pub link: Option<std::path::PathBuf>,
+    pub rdev: u64,
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    /// First path (in sorted order) sharing this inode, for files with several links.
+    pub hardlink_of: Option<String>,
+    /// Fewer bytes allocated than half the size.
+    pub sparse: bool,
+}
+
+/// Snapshot of a tree (not following symlinks), keyed by relative path; the root is
+/// left out. Xattrs in `trusted.overlay.` are included: tests look at them too.
+pub fn snapshot(root: &std::path::Path) -> std::collections::BTreeMap<String, NodeInfo> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = std::collections::BTreeMap::new();
+    let mut inodes: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut all = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for ent in std::fs::read_dir(&dir).unwrap() {
+            let p = ent.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p.clone());
+            }
+            all.push(p);
+        }
+    }
+    all.sort();
+    for p in all {
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            "dir"
+        } else if ft.is_file() {
+            "file"
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_char_device() {
+            "char"
+        } else if ft.is_block_device() {
+            "block"
+        } else if ft.is_fifo() {
+            "fifo"
+        } else {
+            "other"
+        };
+        let content = ft.is_file().then(|| {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            let mut f = std::fs::File::open(&p).unwrap();
+            std::io::copy(&mut f, &mut h).unwrap();
+            hex::encode(h.finalize())
+        });
+        let hardlink_of = if ft.is_file() && m.nlink() > 1 {
+            Some(inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone())
+        } else {
+            None
+        };
+        out.insert(
+            rel,
+            NodeInfo {
+                kind,
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                mtime: m.mtime(),
+                size: if ft.is_file() { m.len() } else { 0 },
+                content,
+                link: ft.is_symlink().then(|| std::fs::read_link(&p).unwrap()),
+                rdev: m.rdev(),
+                xattrs: xattrs_of(&p),
+                hardlink_of,
+                sparse: ft.is_file() && m.blocks() * 512 < m.len() / 2,
+            },
+        );
+    }
+    out
+}
+
+/// Sorted xattrs of `p` (not following symlinks).
+pub fn xattrs_of(p: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![0u8; 65536];
+    let n = match rustix::fs::llistxattr(p, &mut names[..]) {
+        Ok(n) => n,
+        Err(_) => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for raw in names[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        let name = String::from_utf8_lossy(raw).into_owned();
+        let mut v = vec![0u8; 65536];
+        if let Ok(len) = rustix::fs::lgetxattr(p, name.as_str(), &mut v[..]) {
+            v.truncate(len);
+            out.push((name, v));
+        }
+    }
+    out.sort();
+    out
 }
