@@ -208,7 +208,17 @@ impl Extractor {
         )
         .map_err(|e| fs_error("create file", shown, e))?;
         let file = File::from(fd);
+        let expected = entry.size();
         let written = self.copy(entry, &file, sparse, shown)?;
+        if written != expected {
+            return Err(ApplyError::Tar {
+                entry: Some(shown.to_string()),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("entry truncated: {written} of {expected} bytes"),
+                ),
+            });
+        }
         if sparse {
             // Trailing holes were skipped, not written: give the file its full length.
             file.set_len(written)
