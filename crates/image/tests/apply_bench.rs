@@ -42,7 +42,7 @@ impl Gen {
         buf.clear();
         while buf.len() < len {
             let r = self.next();
-            if r % 4 == 0 {
+            if r.is_multiple_of(4) {
                 buf.extend_from_slice(&r.to_le_bytes());
             } else {
                 buf.extend_from_slice(WORDS[(r >> 8) as usize % WORDS.len()]);
@@ -61,7 +61,7 @@ fn build_layer(path: &std::path::Path) -> (u64, u64) {
     let per_file = TOTAL / FILES;
     let mut content = 0u64;
     for i in 0..FILES {
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Directory);
             h.set_mode(0o755);
@@ -75,7 +75,7 @@ fn build_layer(path: &std::path::Path) -> (u64, u64) {
         g.fill(&mut buf, len);
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(if i % 10 == 0 { 0o755 } else { 0o644 });
+        h.set_mode(if i.is_multiple_of(10) { 0o755 } else { 0o644 });
         h.set_size(len as u64);
         h.set_mtime(1_600_000_000);
         b.append_data(
