@@ -29,6 +29,7 @@ mod meta;
 mod root;
 mod stream;
 mod whiteout;
+mod write;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
