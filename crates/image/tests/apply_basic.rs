@@ -160,3 +160,37 @@ fn corrupt_streams_are_clean_errors() {
     let err = apply_layer(&tar[..700], dir.path(), &opts()).unwrap_err();
     assert!(matches!(err, ApplyError::Tar { .. }), "{err:?}");
 }
+
+#[test]
+fn busybox_fixture_layer_applies_and_round_trips() {
+    if !berth_fixtures::busybox_available() {
+        eprintln!("SKIP: needs busybox-static (/bin/busybox)");
+        return;
+    }
+    let rootfs = berth_fixtures::busybox_rootfs().unwrap();
+    let tar = berth_fixtures::layer_tar_of(&rootfs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = apply_layer(&gzip(&tar)[..], dir.path(), &opts()).unwrap();
+    assert_eq!(out.diff_id, sha256(&tar));
+    let want = snapshot(&rootfs);
+    let got = snapshot(dir.path());
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>()
+    );
+    for (path, w) in &want {
+        let g = &got[path];
+        assert_eq!(
+            (g.kind, g.mode, &g.content, &g.link),
+            (w.kind, w.mode, &w.content, &w.link),
+            "{path}"
+        );
+        assert_eq!(g.mtime, 0, "{path}");
+    }
+    // Export of the applied tree re-applies to the same tree.
+    let mut exported = Vec::new();
+    berth_image::apply::export_layer(dir.path(), &mut exported).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    apply_layer(&exported[..], again.path(), &opts()).unwrap();
+    assert_eq!(snapshot(again.path()), got);
+}
