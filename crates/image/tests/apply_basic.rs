@@ -194,3 +194,53 @@ fn busybox_fixture_layer_applies_and_round_trips() {
     apply_layer(&exported[..], again.path(), &opts()).unwrap();
     assert_eq!(snapshot(again.path()), got);
 }
+
+/// A reader that hands out `data` in small pieces, then fails like a dropped connection.
+struct FailingReader {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for FailingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.data.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset",
+            ));
+        }
+        let n = buf.len().min(7).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn reader_failures_are_reported_as_blob_read_errors() {
+    let tar = sample();
+    for (name, blob) in [
+        ("plain", tar.clone()),
+        ("gzip", gzip(&tar)),
+        ("zstd", zstd(&tar)),
+    ] {
+        for cut in [0, 3, blob.len() / 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let r = FailingReader {
+                data: blob[..cut].to_vec(),
+                pos: 0,
+            };
+            let err = apply_layer(r, dir.path(), &opts()).unwrap_err();
+            match &err {
+                ApplyError::ReadBlob(e) => {
+                    assert_eq!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset,
+                        "{name}/{cut}"
+                    )
+                }
+                other => panic!("{name}/{cut}: expected ReadBlob, got {other:?}"),
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ use tar::EntryType;
 
 use super::meta::{EntryMeta, numeric};
 use super::root::{CleanPath, Root};
-use super::stream::{DecodeFailure, Decoder, HashingReader};
+use super::stream::{BlobReadFailure, DecodeFailure, Decoder, HashingReader};
 use super::whiteout::{WhiteoutKind, classify};
 use super::write::{Op, Writer};
 use super::{ApplyError, ApplyOptions, ApplyOutcome};
@@ -81,13 +81,7 @@ pub(crate) fn apply<R: Read>(
 
 /// Decompress, hash and parse; send one op per entry. Returns (diff id, compressed digest).
 fn read_side<R: Read>(reader: R, tx: &SyncSender<Op>) -> Result<(String, String), Stop> {
-    let decoder = Decoder::new(reader).map_err(|e| match downcast_decode(e) {
-        Ok(d) => ApplyError::Decompress {
-            format: d.format,
-            source: d.source,
-        },
-        Err(e) => ApplyError::ReadMagic(e),
-    })?;
+    let decoder = Decoder::new(reader).map_err(|e| stream_error(e, None))?;
     let mut archive = tar::Archive::new(HashingReader::new(decoder));
     {
         let entries = archive.entries().map_err(|e| stream_error(e, None))?;
@@ -103,14 +97,10 @@ fn read_side<R: Read>(reader: R, tx: &SyncSender<Op>) -> Result<(String, String)
         .into_inner()
         .drain_and_finish()
         .map_err(|e| stream_error(e, None))?;
-    let (compressed_digest, _, _) =
-        decoder
-            .into_blob()
-            .drain_and_finish()
-            .map_err(|e| ApplyError::Tar {
-                entry: None,
-                source: e,
-            })?;
+    let (compressed_digest, _, _) = decoder
+        .into_blob()
+        .drain_and_finish()
+        .map_err(|e| stream_error(e, None))?;
     Ok((diff_id, compressed_digest))
 }
 
@@ -297,8 +287,18 @@ fn downcast_decode(e: io::Error) -> Result<DecodeFailure, io::Error> {
     Err(e)
 }
 
-/// A read error from the stream: a corrupt compressed stream or a malformed tar.
+/// A read error from the stream: the caller's reader failed, the compressed stream is
+/// corrupt, or the tar is malformed.
 fn stream_error(e: io::Error, entry: Option<&str>) -> ApplyError {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<BlobReadFailure>())
+    {
+        return match e.into_inner().map(|b| b.downcast::<BlobReadFailure>()) {
+            Some(Ok(b)) => ApplyError::ReadBlob(b.0),
+            Some(Err(other)) => ApplyError::ReadBlob(io::Error::other(other)),
+            None => ApplyError::ReadBlob(io::Error::other("read failed")),
+        };
+    }
     match downcast_decode(e) {
         Ok(d) => ApplyError::Decompress {
             format: d.format,

@@ -39,9 +39,9 @@ pub use changes::{Change, ChangeKind};
 /// Errors applying or exporting a layer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// The first bytes of the blob (compression magic) could not be read.
-    #[error("layer apply: reading the blob header")]
-    ReadMagic(#[source] std::io::Error),
+    /// The caller's reader failed (network, disk): the blob could not be read.
+    #[error("layer apply: reading the layer blob")]
+    ReadBlob(#[source] std::io::Error),
     /// The compressed stream is corrupt or truncated.
     #[error("layer apply: decompressing the {format} stream")]
     Decompress {
