@@ -876,3 +876,87 @@ case!(
         file_is(d, "after", b"ok");
     })
 );
+
+// ---- oversized extension headers (decompression bombs aimed at the tar reader) ----------
+
+fn too_large(e: &ApplyError) -> bool {
+    matches!(e, ApplyError::Tar { source, .. } if source.to_string().contains("limit"))
+}
+
+/// A PAX header with `n` bytes of real records.
+fn big_pax(t: &mut TarBuilder, n: usize) {
+    let value = vec![b'a'; n];
+    t.b.append_pax_extensions([("comment", &value[..])])
+        .unwrap();
+}
+
+case!(
+    pax_header_2mib_gzipped,
+    |_| {
+        let mut t = TarBuilder::new();
+        big_pax(&mut t, 2 << 20);
+        gzip(&t.file("f", b"p", 0o644).finish())
+    },
+    Expect::Err(too_large)
+);
+case!(
+    gnu_longname_2mib,
+    |_| {
+        let name = "n/".repeat(1 << 20);
+        TarBuilder::new().file(&name, b"p", 0o644).finish()
+    },
+    Expect::Err(too_large)
+);
+case!(
+    pax_header_just_under_limit_is_fine,
+    |_| {
+        let mut t = TarBuilder::new();
+        big_pax(&mut t, 1000 * 1000);
+        t.file("f", b"p", 0o644).finish()
+    },
+    Expect::Ok(|d| file_is(d, "f", b"p"))
+);
+case!(
+    pax_size_override_then_big_pax,
+    |_| {
+        // The PAX `size` wins over the header's; the guard must follow it to stay in step
+        // and still catch the oversized header after it.
+        let mut t = TarBuilder::new();
+        t.b.append_pax_extensions([("size", &b"5000"[..])]).unwrap();
+        let mut h = header(EntryType::Regular, 0, 0o644);
+        h.set_path("sized").unwrap();
+        h.set_cksum();
+        let mut bytes = t.finish();
+        bytes.truncate(bytes.len() - 1024); // drop end-of-archive
+        bytes.extend_from_slice(h.as_bytes());
+        bytes.extend_from_slice(&[b'z'; 5000]);
+        bytes.resize(bytes.len().div_ceil(512) * 512, 0);
+        let mut t2 = TarBuilder::new();
+        big_pax(&mut t2, 2 << 20);
+        bytes.extend(t2.file("g", b"p", 0o644).finish());
+        bytes
+    },
+    Expect::Err(too_large)
+);
+case!(
+    sparse_ext_headers_then_big_pax,
+    |_| {
+        // A GNU sparse entry with extension blocks, then an oversized PAX header.
+        let dir = tempfile::tempdir().unwrap();
+        let f = fs::File::create(dir.path().join("holes")).unwrap();
+        f.set_len(40 << 20).unwrap();
+        for i in 0..30u64 {
+            std::os::unix::fs::FileExt::write_all_at(&f, &[1; 4096], i << 20).unwrap();
+        }
+        drop(f);
+        let mut bytes = Vec::new();
+        berth_image::apply::export_layer(dir.path(), &mut bytes).unwrap();
+        assert_eq!(bytes[156], b'S');
+        bytes.truncate(bytes.len() - 1024);
+        let mut t2 = TarBuilder::new();
+        big_pax(&mut t2, 2 << 20);
+        bytes.extend(t2.file("g", b"p", 0o644).finish());
+        bytes
+    },
+    Expect::Err(too_large)
+);

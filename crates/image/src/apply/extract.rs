@@ -10,6 +10,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use rustix::fs::FileType;
 use tar::EntryType;
 
+use super::guard::TarGuard;
 use super::meta::{EntryMeta, numeric};
 use super::root::{CleanPath, Root};
 use super::stream::{BlobReadFailure, DecodeFailure, Decoder, HashingReader};
@@ -82,7 +83,7 @@ pub(crate) fn apply<R: Read>(
 /// Decompress, hash and parse; send one op per entry. Returns (diff id, compressed digest).
 fn read_side<R: Read>(reader: R, tx: &SyncSender<Op>) -> Result<(String, String), Stop> {
     let decoder = Decoder::new(reader).map_err(|e| stream_error(e, None))?;
-    let mut archive = tar::Archive::new(HashingReader::new(decoder));
+    let mut archive = tar::Archive::new(TarGuard::new(HashingReader::new(decoder)));
     {
         let entries = archive.entries().map_err(|e| stream_error(e, None))?;
         for entry in entries {
@@ -94,6 +95,7 @@ fn read_side<R: Read>(reader: R, tx: &SyncSender<Op>) -> Result<(String, String)
     // the diff id covers the whole uncompressed stream, then whatever follows the compressed
     // stream so the compressed digest covers the whole blob.
     let (diff_id, _, decoder) = archive
+        .into_inner()
         .into_inner()
         .drain_and_finish()
         .map_err(|e| stream_error(e, None))?;

@@ -25,6 +25,7 @@
 mod changes;
 mod export;
 mod extract;
+mod guard;
 mod meta;
 mod root;
 mod stream;
