@@ -130,6 +130,17 @@ impl EntryMeta {
             .map_err(|e| ApplyError::os("set times", path, e))
     }
 
+    /// Set times of `name` in `dir` without following it.
+    pub(crate) fn set_times_at(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &str,
+    ) -> Result<(), ApplyError> {
+        rustix::fs::utimensat(dir, name, &self.timestamps(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| ApplyError::os("set times", path, e))
+    }
+
     /// Apply metadata to `name` in `dir` without following it (symlinks, device nodes,
     /// fifos, sockets). `chmod` is skipped for symlinks (Linux ignores their mode).
     pub(crate) fn apply_at(
@@ -169,8 +180,7 @@ impl EntryMeta {
                 )?;
             }
         }
-        rustix::fs::utimensat(dir, name, &self.timestamps(), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| ApplyError::os("set times", path, e))
+        self.set_times_at(dir, name, path)
     }
 }
 

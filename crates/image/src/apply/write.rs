@@ -382,7 +382,8 @@ impl Writer {
             )
             .map_err(|e| fs_error("chown whiteout", shown, e))?;
         }
-        Ok(())
+        // Keep the entry's times so an export of this layer gives the same bytes back.
+        meta.set_times_at(parent.as_fd(), target, shown)
     }
 
     /// `.wh..wh..opq` in `dir`: mark `dir` opaque for overlayfs.
