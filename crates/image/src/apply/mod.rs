@@ -21,6 +21,20 @@
 //!
 //! On error, `dest` is left partially extracted: the caller (the layer store) extracts into a
 //! temporary directory and deletes it on error, renaming it into place only after success.
+//!
+//! Threads and memory: the calling thread reads, hashes, decompresses and parses; one scoped
+//! writer thread does all filesystem work, fed through a bounded channel (a few MiB in
+//! flight), so `reader` need not be `Send`. PAX and GNU long-name data are capped at 1 MiB
+//! (like Go's archive/tar); file contents are streamed, never buffered whole.
+//!
+//! Privileges: as root, owners, device nodes, whiteouts and `trusted.*`/`security.*` xattrs
+//! are applied. Not as root, device nodes are skipped with a warning, xattrs the kernel
+//! refuses are skipped with a warning (like Docker), and whiteouts fail (they are char
+//! devices).
+//!
+//! Known limit: a GNU sparse entry's holes are produced by the tar reader as zeros and
+//! turned back into holes block by block, so a hostile entry claiming a huge sparse size
+//! costs CPU time proportional to that size (no disk, no memory).
 
 mod changes;
 mod export;
