@@ -244,3 +244,20 @@ fn reader_failures_are_reported_as_blob_read_errors() {
         }
     }
 }
+
+#[test]
+fn legacy_nul_type_with_trailing_slash_is_a_directory() {
+    let mut t = TarBuilder::new();
+    let mut h = header(tar::EntryType::Regular, 0, 0o750);
+    h.as_old_mut().linkflag = [0];
+    raw_name(&mut t.b, &mut h, b"olddir/");
+    h.set_cksum();
+    t.b.append(&h, &[][..]).unwrap();
+    t.file("olddir/f", b"x", 0o644);
+    let tar = t.finish();
+    let dir = tempfile::tempdir().unwrap();
+    apply_layer(&tar[..], dir.path(), &opts()).unwrap();
+    let m = fs::metadata(dir.path().join("olddir")).unwrap();
+    assert!(m.is_dir());
+    assert_eq!(m.permissions().mode() & 0o7777, 0o750);
+}

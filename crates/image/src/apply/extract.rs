@@ -115,7 +115,12 @@ fn describe<R: Read>(entry: &mut tar::Entry<'_, R>, tx: &SyncSender<Op>) -> Resu
     let raw = entry.path_bytes().into_owned();
     let shown = String::from_utf8_lossy(&raw).into_owned();
     let path = CleanPath::new(&raw);
-    let kind = entry.header().entry_type();
+    let mut kind = entry.header().entry_type();
+    // Legacy archives mark directories with type NUL and a trailing slash (Go's archive/tar,
+    // and so Docker, reads those as directories too).
+    if entry.header().as_bytes()[156] == 0 && raw.ends_with(b"/") {
+        kind = EntryType::Directory;
+    }
 
     if let Some(name) = path.name() {
         match classify(name) {
