@@ -126,6 +126,30 @@ fn host_targets() -> Vec<(PathBuf, HostFacts)> {
     .collect()
 }
 
+/// Ok when nothing outside dest changed, else what did.
+fn compare_canary(
+    before: &BTreeMap<PathBuf, Canary>,
+    after: &BTreeMap<PathBuf, Canary>,
+) -> Result<(), String> {
+    if before.keys().ne(after.keys()) {
+        return Err(format!(
+            "files appeared or vanished outside dest: before {:?}, after {:?}",
+            before.keys().collect::<Vec<_>>(),
+            after.keys().collect::<Vec<_>>()
+        ));
+    }
+    for (p, b) in before {
+        if after.get(p) != Some(b) {
+            return Err(format!(
+                "canary {} changed: {b:?} -> {:?}",
+                p.display(),
+                after.get(p)
+            ));
+        }
+    }
+    Ok(())
+}
+
 enum Expect {
     /// Must fail, and the error must satisfy the check.
     Err(fn(&ApplyError) -> bool),
@@ -155,19 +179,8 @@ fn run(name: &str, build: fn(&Sandbox) -> Vec<u8>, expect: Expect) {
         let msg = format!("{e}");
         assert!(!msg.is_empty());
     }
-    let after = sb.canary();
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>(),
-        "case {name}: files appeared or vanished outside dest"
-    );
-    for (p, b) in &before {
-        assert_eq!(
-            Some(b),
-            after.get(p),
-            "case {name}: canary {} changed",
-            p.display()
-        );
+    if let Err(diff) = compare_canary(&before, &sb.canary()) {
+        panic!("case {name}: {diff}");
     }
     assert_eq!(
         host_before,
@@ -960,3 +973,101 @@ case!(
     },
     Expect::Err(too_large)
 );
+
+// ---- the harness itself ------------------------------------------------------------------
+
+#[test]
+fn canary_detects_changes_outside_dest() {
+    let sb = Sandbox::new();
+    let before = sb.canary();
+    assert!(compare_canary(&before, &sb.canary()).is_ok());
+    // Writing inside dest is not a change.
+    fs::write(sb.dest.join("inside"), b"fine").unwrap();
+    assert!(compare_canary(&before, &sb.canary()).is_ok());
+    // A new file beside dest, a rewritten canary, an extra hardlink: all detected.
+    fs::write(sb.root.join("beside/pwned"), b"x").unwrap();
+    assert!(compare_canary(&before, &sb.canary()).is_err());
+    fs::remove_file(sb.root.join("beside/pwned")).unwrap();
+    let before = sb.canary();
+    fs::write(sb.root.join("outside"), b"outside canarY").unwrap();
+    assert!(compare_canary(&before, &sb.canary()).is_err());
+    let before = sb.canary();
+    fs::hard_link(sb.root.join("etc/shadow"), sb.dest.join("stolen")).unwrap();
+    assert!(compare_canary(&before, &sb.canary()).is_err());
+}
+
+/// Random byte flips in a layer full of links and whiteouts: every outcome must be a clean
+/// `Ok`/`Err` (no panic) and contained. Deterministic seeds; the failing round is printed.
+#[test]
+fn mutated_layers_never_escape() {
+    let mut seed: u64 = 0x5eed_1234_abcd_0001;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut outcomes = [0u32; 2];
+    for round in 0..150 {
+        let sb = Sandbox::new();
+        let target = sb.root.join("beside").display().to_string();
+        let mut t = TarBuilder::new();
+        t.dir("d/", 0o755)
+            .file("d/f", b"data", 0o644)
+            .symlink("up", "../..")
+            .symlink("abs", &target)
+            .hardlink("d/h", "d/f")
+            .file("up/x", b"p", 0o644)
+            .file("d/.wh.f2", b"", 0o644)
+            .symlink("d/s", "/etc")
+            .file(".wh..wh..opq", b"", 0o644)
+            .device(EntryType::Fifo, "fifo", 0, 0);
+        let mut blob = t.finish();
+        let headers: Vec<usize> = tar::Archive::new(&blob[..])
+            .entries()
+            .unwrap()
+            .raw(true)
+            .map(|e| e.unwrap().raw_header_position() as usize)
+            .collect();
+        let flips = 1 + next() % 4;
+        for _ in 0..flips {
+            // Mostly header bytes (names, types, sizes, link names), sometimes anywhere.
+            let block = (next() as usize % (blob.len() / 512)) * 512;
+            let off = if next().is_multiple_of(4) {
+                next() as usize % blob.len()
+            } else {
+                block + (next() as usize % 345)
+            };
+            blob[off] = match next() % 4 {
+                0 => b'/',
+                1 => b'.',
+                2 => next() as u8,
+                _ => 0,
+            };
+        }
+        // Fix the checksums so the mutations reach the apply logic, not just the checksum.
+        for &h in &headers {
+            let mut hdr = tar::Header::new_old();
+            hdr.as_mut_bytes().copy_from_slice(&blob[h..h + 512]);
+            hdr.set_cksum();
+            blob[h..h + 512].copy_from_slice(hdr.as_bytes());
+        }
+        let before = sb.canary();
+        let res = apply_layer(
+            &blob[..],
+            &sb.dest,
+            &ApplyOptions {
+                preserve_owner: is_root(),
+            },
+        );
+        if let Err(diff) = compare_canary(&before, &sb.canary()) {
+            panic!("round {round}: {diff}; result {res:?}");
+        }
+        outcomes[usize::from(res.is_ok())] += 1;
+    }
+    eprintln!("mutations: {} errors, {} applied", outcomes[0], outcomes[1]);
+    assert!(
+        outcomes[0] > 10 && outcomes[1] > 10,
+        "mutations should reach both outcomes: {outcomes:?}"
+    );
+}
