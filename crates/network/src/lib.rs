@@ -1,1 +1,9 @@
-//! Bridge networking: IPAM, veth/netns via netlink, nftables NAT.
+//! Bridge networking for berthd: network namespaces pinned by bind mounts, IPAM, the bridge and
+//! veth pairs via rtnetlink, and NAT/DNAT/isolation in one nftables table (`inet berth`) applied
+//! as JSON batches through `nft -j -f -`.
+
+mod atomic;
+pub mod ipam;
+pub mod netlink;
+pub mod netns;
+pub mod subnet;
