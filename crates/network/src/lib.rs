@@ -7,3 +7,8 @@ pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod subnet;
+pub mod firewall;
+pub mod nft;
+pub mod ports;
+pub mod bridge;
+pub mod etcfiles;

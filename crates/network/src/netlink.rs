@@ -112,6 +112,33 @@ impl Netlink {
         Ok(out)
     }
 
+    /// Names of the links enslaved to bridge `index` (its ports).
+    pub async fn ports_of(&self, index: u32) -> Result<Vec<String>, NetlinkError> {
+        let mut out = Vec::new();
+        let mut req = self.handle.link().get().execute();
+        while let Some(msg) = req
+            .try_next()
+            .await
+            .map_err(NetlinkError::req("listing links"))?
+        {
+            let mut name = None;
+            let mut master = None;
+            for a in msg.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => name = Some(n),
+                    LinkAttribute::Controller(c) => master = Some(c),
+                    _ => {}
+                }
+            }
+            if master == Some(index)
+                && let Some(n) = name
+            {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
     /// Ensures bridge `name` exists, holds `addr` (gateway/prefix), has `mtu` and is up. A bridge
     /// left by an earlier run is reused. Returns its index.
     pub async fn ensure_bridge(
