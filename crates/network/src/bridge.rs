@@ -401,6 +401,10 @@ impl BridgeDriver {
             }
         };
         ep.veth_host = veth.clone();
+        self.nl
+            .set_hairpin(&veth)
+            .await
+            .map_err(|e| (e.into(), Some(veth.clone())))?;
         let side = ContainerSide {
             ifname: req.ifname.clone(),
             addr: Ipv4Net::new(ep.ip, ep.prefix_len).map_err(|e| (e.into(), Some(veth.clone())))?,

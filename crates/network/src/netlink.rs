@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::link::{
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
@@ -258,6 +260,22 @@ impl Netlink {
             }
         }
         Ok(out)
+    }
+
+    /// Turns on hairpin mode of bridge port `name`, so a frame may leave by the port it came in:
+    /// a container reaching its own published port through the host address is DNAT'ed back to
+    /// itself, and br_netfilter bridges that packet back out of the same port.
+    pub async fn set_hairpin(&self, name: &str) -> Result<(), NetlinkError> {
+        let msg = LinkUnspec::new_with_name(name)
+            .set_port_kind(InfoPortKind::Bridge)
+            .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(true)]))
+            .build();
+        self.handle
+            .link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(NetlinkError::req(format!("setting hairpin mode on {name}")))
     }
 
     /// Creates a veth pair in one request: `host` attached to bridge `bridge_index` and up, its

@@ -240,3 +240,22 @@ pub fn clean_stale_mounts() {
         }
     }
 }
+
+/// HTTP GET / from inside the netns at `ns` with `busybox nc` (busybox's static wget crashes
+/// in a netns here); returns the response or "" on failure.
+pub fn http_get_in(ns: &Path, ip: Ipv4Addr, port: u16) -> String {
+    use std::io::Write;
+    let net = format!("--net={}", ns.display());
+    let mut child = Command::new("nsenter")
+        .args([&net, "/bin/busybox", "nc", "-w", "5", &ip.to_string(), &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+    }
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
