@@ -237,9 +237,11 @@ fn write_sysctl(path: &str, value: &str) -> Result<(), BridgeError> {
 
 /// Host-side veth name for attempt `n`: `veth` + 7 hex digits from the endpoint id.
 fn veth_name(endpoint: &str, n: u32) -> String {
-    let h = format!("{endpoint}/{n}").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let h = format!("{endpoint}/{n}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     format!("veth{:07x}", h & 0x0fff_ffff)
 }
 

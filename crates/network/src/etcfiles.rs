@@ -129,7 +129,12 @@ pub fn resolv_conf(host: &str, dns: &DnsConfig) -> String {
         servers = dns.servers.clone();
     }
     if !dns.search.is_empty() {
-        search = dns.search.iter().filter(|s| s.as_str() != ".").cloned().collect();
+        search = dns
+            .search
+            .iter()
+            .filter(|s| s.as_str() != ".")
+            .cloned()
+            .collect();
     }
     if !dns.options.is_empty() {
         options = dns.options.clone();
@@ -169,7 +174,11 @@ mod tests {
             domainname: "example.org".into(),
             ip: Some(Ipv4Addr::new(172, 20, 0, 2)),
             aliases: vec!["web".into()],
-            extra_hosts: vec!["gw:host-gateway".into(), "v6:::1".into(), "db:10.0.0.5".into()],
+            extra_hosts: vec![
+                "gw:host-gateway".into(),
+                "v6:::1".into(),
+                "db:10.0.0.5".into(),
+            ],
             host_gateway: Some(Ipv4Addr::new(172, 20, 0, 1)),
         })
         .unwrap();
@@ -178,23 +187,30 @@ mod tests {
         assert!(h.contains("::1\tv6\n"));
         assert!(h.contains("10.0.0.5\tdb\n"));
         assert!(h.ends_with("172.20.0.2\tabc123.example.org abc123 web\n"));
-        assert!(hosts(&HostsConfig {
-            extra_hosts: vec!["x:host-gateway".into()],
-            ..Default::default()
-        })
-        .is_err());
-        assert!(hosts(&HostsConfig {
-            extra_hosts: vec!["x:notanip".into()],
-            ..Default::default()
-        })
-        .is_err());
+        assert!(
+            hosts(&HostsConfig {
+                extra_hosts: vec!["x:host-gateway".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            hosts(&HostsConfig {
+                extra_hosts: vec!["x:notanip".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn resolv_drops_loopback_and_applies_flags() {
         let host = "nameserver 127.0.0.53\nnameserver 192.0.2.1\nsearch a.example b.example\noptions edns0\n";
         let r = resolv_conf(host, &DnsConfig::default());
-        assert_eq!(r, "nameserver 192.0.2.1\nsearch a.example b.example\noptions edns0\n");
+        assert_eq!(
+            r,
+            "nameserver 192.0.2.1\nsearch a.example b.example\noptions edns0\n"
+        );
         let r = resolv_conf(
             host,
             &DnsConfig {

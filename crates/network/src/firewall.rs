@@ -8,8 +8,8 @@
 //!
 //! Layout of the table:
 //! - `prerouting` (nat, -100) and `output` (nat, -100; nft 1.0.6 rejects `dstnat` on output):
-//!   `fib daddr type local jump dnat`.
-//! - `dnat`: one rule per published port, `[ip daddr H] l4proto P th dport HP dnat to C:CP`.
+//!   `fib daddr type local jump publish`.
+//! - `publish`: one rule per published port, `[ip daddr H] l4proto P th dport HP dnat to C:CP`.
 //! - `postrouting` (nat, 100): per bridge, masquerade outbound traffic of the subnet, masquerade
 //!   127.0.0.0/8 towards the bridge (publishing reachable on 127.0.0.1, with `route_localnet` set
 //!   on the bridge only) and DNAT'ed traffic from the subnet back into it (hairpin).
@@ -116,7 +116,10 @@ struct Rule {
 }
 
 fn rule(owner: &str, chain: &'static str, expr: Vec<Value>) -> Rule {
-    let comment = format!("{owner}#{:016x}", fnv1a(&format!("{chain}|{}", Value::from(expr.clone()))));
+    let comment = format!(
+        "{owner}#{:016x}",
+        fnv1a(&format!("{chain}|{}", Value::from(expr.clone())))
+    );
     Rule {
         chain,
         expr,
@@ -159,8 +162,12 @@ fn accept() -> Value {
 fn base_rules() -> Vec<Rule> {
     let to_dnat = || {
         vec![
-            m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local")),
-            json!({"jump": {"target": "dnat"}}),
+            m(
+                "==",
+                json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                json!("local"),
+            ),
+            json!({"jump": {"target": "publish"}}),
         ]
     };
     vec![
@@ -170,7 +177,11 @@ fn base_rules() -> Vec<Rule> {
             "base",
             "forward",
             vec![
-                m("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])),
+                m(
+                    "in",
+                    json!({"ct": {"key": "state"}}),
+                    json!(["established", "related"]),
+                ),
                 accept(),
             ],
         ),
@@ -234,19 +245,31 @@ fn bridge_rules(b: &BridgeRules) -> Vec<Rule> {
         v.push(rule(
             &o,
             "forward",
-            vec![m("==", meta("iifname"), br()), m("!=", meta("oifname"), br()), drop_()],
+            vec![
+                m("==", meta("iifname"), br()),
+                m("!=", meta("oifname"), br()),
+                drop_(),
+            ],
         ));
         v.push(rule(
             &o,
             "forward",
-            vec![m("==", meta("oifname"), br()), m("!=", meta("iifname"), br()), drop_()],
+            vec![
+                m("==", meta("oifname"), br()),
+                m("!=", meta("iifname"), br()),
+                drop_(),
+            ],
         ));
     }
     if !b.icc {
         v.push(rule(
             &o,
             "forward",
-            vec![m("==", meta("iifname"), br()), m("==", meta("oifname"), br()), drop_()],
+            vec![
+                m("==", meta("iifname"), br()),
+                m("==", meta("oifname"), br()),
+                drop_(),
+            ],
         ));
     }
     v
@@ -268,7 +291,7 @@ fn endpoint_rules(e: &EndpointRules) -> Vec<Rule> {
                 json!(p.host_port),
             ));
             expr.push(json!({"dnat": {"family": "ip", "addr": e.ip.to_string(), "port": p.container_port}}));
-            rule(&o, "dnat", expr)
+            rule(&o, "publish", expr)
         })
         .collect()
 }
@@ -280,12 +303,24 @@ fn docker_user_rules(b: &BridgeRules) -> Vec<Rule> {
         vec![rule(
             &o,
             "DOCKER-USER",
-            vec![m("==", meta("iifname"), br()), m("==", meta("oifname"), br()), accept()],
+            vec![
+                m("==", meta("iifname"), br()),
+                m("==", meta("oifname"), br()),
+                accept(),
+            ],
         )]
     } else {
         vec![
-            rule(&o, "DOCKER-USER", vec![m("==", meta("iifname"), br()), accept()]),
-            rule(&o, "DOCKER-USER", vec![m("==", meta("oifname"), br()), accept()]),
+            rule(
+                &o,
+                "DOCKER-USER",
+                vec![m("==", meta("iifname"), br()), accept()],
+            ),
+            rule(
+                &o,
+                "DOCKER-USER",
+                vec![m("==", meta("oifname"), br()), accept()],
+            ),
         ]
     }
 }
@@ -317,11 +352,23 @@ fn skeleton() -> Vec<Value> {
     vec![
         json!({"add": {"table": {"family": FAM, "name": TABLE}}}),
         json!({"add": {"set": {"family": FAM, "table": TABLE, "name": "bridges", "type": "ifname"}}}),
-        chain("prerouting", json!({"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"})),
-        chain("output", json!({"type": "nat", "hook": "output", "prio": -100, "policy": "accept"})),
-        chain("postrouting", json!({"type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"})),
-        chain("forward", json!({"type": "filter", "hook": "forward", "prio": 0, "policy": "accept"})),
-        chain("dnat", json!({})),
+        chain(
+            "prerouting",
+            json!({"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}),
+        ),
+        chain(
+            "output",
+            json!({"type": "nat", "hook": "output", "prio": -100, "policy": "accept"}),
+        ),
+        chain(
+            "postrouting",
+            json!({"type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}),
+        ),
+        chain(
+            "forward",
+            json!({"type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}),
+        ),
+        chain("publish", json!({})),
     ]
 }
 
@@ -354,7 +401,11 @@ impl Firewall {
     /// Creates the table, its chains and base rules when missing (idempotent).
     async fn ensure_base_locked(&self) -> Result<Listing, FirewallError> {
         let listing = Self::list_table().await?;
-        let present: HashSet<&str> = listing.rules.iter().filter_map(|r| r.comment.as_deref()).collect();
+        let present: HashSet<&str> = listing
+            .rules
+            .iter()
+            .filter_map(|r| r.comment.as_deref())
+            .collect();
         let mut cmds = skeleton();
         let missing: Vec<Rule> = base_rules()
             .into_iter()
@@ -364,7 +415,9 @@ impl Firewall {
             return Ok(listing);
         }
         cmds.extend(missing.iter().map(add_cmd));
-        nft::apply(cmds).await.map_err(nfterr("creating table inet berth"))?;
+        nft::apply(cmds)
+            .await
+            .map_err(nfterr("creating table inet berth"))?;
         Self::list_table().await
     }
 
@@ -385,7 +438,8 @@ impl Firewall {
         nft::apply(cmds)
             .await
             .map_err(nfterr(format!("adding rules of bridge {}", b.bridge)))?;
-        self.sync_docker_user(&[b.clone()], Some(&b.bridge)).await
+        self.sync_docker_user(std::slice::from_ref(b), Some(&b.bridge))
+            .await
     }
 
     /// Removes every rule of bridge `bridge` (table and DOCKER-USER) and its set element.
@@ -459,7 +513,8 @@ impl Firewall {
         for e in endpoints {
             want.extend(endpoint_rules(e));
         }
-        let mut wanted: HashMap<&str, &Rule> = want.iter().map(|r| (r.comment.as_str(), r)).collect();
+        let mut wanted: HashMap<&str, &Rule> =
+            want.iter().map(|r| (r.comment.as_str(), r)).collect();
         let mut cmds = Vec::new();
         let mut removed = 0;
         for r in &listing.rules {
@@ -478,7 +533,10 @@ impl Firewall {
                 }
             }
         }
-        let missing: Vec<&Rule> = want.iter().filter(|r| wanted.contains_key(r.comment.as_str())).collect();
+        let missing: Vec<&Rule> = want
+            .iter()
+            .filter(|r| wanted.contains_key(r.comment.as_str()))
+            .collect();
         let added = missing.len();
         cmds.extend(missing.into_iter().map(add_cmd));
         let want_br: HashSet<&str> = bridges.iter().map(|b| b.bridge.as_str()).collect();
@@ -488,7 +546,11 @@ impl Firewall {
             .filter(|(n, _)| n == "bridges")
             .flat_map(|(_, e)| e.clone())
             .collect();
-        let stale: Vec<String> = have_br.iter().filter(|b| !want_br.contains(b.as_str())).cloned().collect();
+        let stale: Vec<String> = have_br
+            .iter()
+            .filter(|b| !want_br.contains(b.as_str()))
+            .cloned()
+            .collect();
         if !stale.is_empty() {
             cmds.push(set_elem("delete", &stale));
         }
@@ -496,7 +558,9 @@ impl Firewall {
         if !add_br.is_empty() {
             cmds.push(set_elem("add", &add_br));
         }
-        nft::apply(cmds).await.map_err(nfterr("re-asserting table inet berth"))?;
+        nft::apply(cmds)
+            .await
+            .map_err(nfterr("re-asserting table inet berth"))?;
         self.sync_docker_user(bridges, None).await?;
         Ok((added, removed))
     }
@@ -504,7 +568,11 @@ impl Firewall {
     /// Makes berth's rules in `ip filter DOCKER-USER` match `bridges`. With `only = Some(b)`
     /// only the rules of bridge `b` are considered (others are left alone). Nothing happens when
     /// the chain does not exist (no dockerd).
-    async fn sync_docker_user(&self, bridges: &[BridgeRules], only: Option<&str>) -> Result<(), FirewallError> {
+    async fn sync_docker_user(
+        &self,
+        bridges: &[BridgeRules],
+        only: Option<&str>,
+    ) -> Result<(), FirewallError> {
         let Some(listing) = Self::list_docker_user().await? else {
             return Ok(());
         };
@@ -516,7 +584,9 @@ impl Firewall {
         let mut wanted: HashSet<&str> = want.iter().map(|r| r.comment.as_str()).collect();
         let mut cmds = Vec::new();
         for r in &listing.rules {
-            let Some(c) = r.comment.as_deref() else { continue };
+            let Some(c) = r.comment.as_deref() else {
+                continue;
+            };
             let Some(owner) = owner_of(c) else { continue };
             if !in_scope(owner) {
                 continue;
@@ -530,7 +600,9 @@ impl Firewall {
                 .filter(|r| wanted.contains(r.comment.as_str()))
                 .map(insert_docker_cmd),
         );
-        nft::apply(cmds).await.map_err(nfterr("updating ip filter DOCKER-USER"))
+        nft::apply(cmds)
+            .await
+            .map_err(nfterr("updating ip filter DOCKER-USER"))
     }
 
     /// Removes the whole table (daemon shutdown without live-restore, tests).
@@ -543,9 +615,11 @@ impl Firewall {
         {
             return Ok(());
         }
-        nft::apply(vec![json!({"delete": {"table": {"family": FAM, "name": TABLE}}})])
-            .await
-            .map_err(nfterr("deleting table inet berth"))
+        nft::apply(vec![
+            json!({"delete": {"table": {"family": FAM, "name": TABLE}}}),
+        ])
+        .await
+        .map_err(nfterr("deleting table inet berth"))
     }
 }
 
@@ -564,11 +638,18 @@ mod tests {
         let r = bridge_rules(&b);
         assert!(r.iter().all(|r| owner_of(&r.comment) == Some("br/br-x")));
         let comments: HashSet<&str> = r.iter().map(|r| r.comment.as_str()).collect();
-        assert_eq!(comments.len(), r.len(), "distinct rules get distinct comments");
+        assert_eq!(
+            comments.len(),
+            r.len(),
+            "distinct rules get distinct comments"
+        );
         let mut b2 = b.clone();
         b2.subnet = "10.0.1.0/24".parse().unwrap();
         let r2 = bridge_rules(&b2);
-        assert_ne!(r[0].comment, r2[0].comment, "content change changes the hash");
+        assert_ne!(
+            r[0].comment, r2[0].comment,
+            "content change changes the hash"
+        );
         assert_eq!(bridge_rules(&b)[0].comment, r[0].comment, "stable");
     }
 }

@@ -132,12 +132,11 @@ impl Ipam {
         let path = dir.join(format!("{network_id}.json"));
         let state = match std::fs::read(&path) {
             Ok(bytes) => {
-                let mut st: State = serde_json::from_slice(&bytes).map_err(|source| {
-                    IpamError::Parse {
+                let mut st: State =
+                    serde_json::from_slice(&bytes).map_err(|source| IpamError::Parse {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 if st.config != config {
                     st.allocations.retain(|ip, _| config.subnet.contains(*ip));
                     st.config = config;
@@ -236,7 +235,11 @@ impl Ipam {
     }
 
     fn next_free(&self) -> Result<Ipv4Addr, IpamError> {
-        let pool = self.state.config.ip_range.unwrap_or(self.state.config.subnet);
+        let pool = self
+            .state
+            .config
+            .ip_range
+            .unwrap_or(self.state.config.subnet);
         let first = u32::from(pool.network());
         let last = u32::from(pool.broadcast());
         let start = match self.state.last {
@@ -281,7 +284,10 @@ impl Ipam {
     /// Frees the addresses of endpoints not in `live` (after a berthd restart: containers removed
     /// while it was down, or a crash between allocation and endpoint creation). Returns what was
     /// freed.
-    pub fn reconcile(&mut self, live: &HashSet<String>) -> Result<Vec<(Ipv4Addr, String)>, IpamError> {
+    pub fn reconcile(
+        &mut self,
+        live: &HashSet<String>,
+    ) -> Result<Vec<(Ipv4Addr, String)>, IpamError> {
         let stale: Vec<(Ipv4Addr, String)> = self
             .state
             .allocations

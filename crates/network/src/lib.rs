@@ -3,12 +3,12 @@
 //! as JSON batches through `nft -j -f -`.
 
 mod atomic;
+pub mod bridge;
+pub mod etcfiles;
+pub mod firewall;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
-pub mod subnet;
-pub mod firewall;
 pub mod nft;
 pub mod ports;
-pub mod bridge;
-pub mod etcfiles;
+pub mod subnet;

@@ -87,7 +87,12 @@ impl Netlink {
 
     /// Index of link `name`, or `None` when there is no such link.
     pub async fn link_index(&self, name: &str) -> Result<Option<u32>, NetlinkError> {
-        let mut req = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut req = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match req.try_next().await {
             Ok(Some(msg)) => Ok(Some(msg.header.index)),
             Ok(None) => Ok(None),
@@ -268,7 +273,9 @@ impl Netlink {
     pub async fn set_hairpin(&self, name: &str) -> Result<(), NetlinkError> {
         let msg = LinkUnspec::new_with_name(name)
             .set_port_kind(InfoPortKind::Bridge)
-            .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(true)]))
+            .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                true,
+            )]))
             .build();
         self.handle
             .link()
@@ -329,7 +336,10 @@ pub struct ContainerSide {
 /// Configures the container end inside `netns`: address, up, default route. Runs on a thread that
 /// joined the netns, with its own single-threaded runtime, so the caller's runtime and threads
 /// never change namespace.
-pub async fn configure_container_side(netns: &Path, cfg: ContainerSide) -> Result<(), NetlinkError> {
+pub async fn configure_container_side(
+    netns: &Path,
+    cfg: ContainerSide,
+) -> Result<(), NetlinkError> {
     let path = netns.to_path_buf();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -362,7 +372,10 @@ async fn configure_here(cfg: ContainerSide) -> Result<(), NetlinkError> {
         .add(index, IpAddr::V4(cfg.addr.addr()), cfg.addr.prefix_len())
         .execute()
         .await
-        .map_err(NetlinkError::req(format!("adding {} to {}", cfg.addr, cfg.ifname)))?;
+        .map_err(NetlinkError::req(format!(
+            "adding {} to {}",
+            cfg.addr, cfg.ifname
+        )))?;
     nl.handle
         .link()
         .set(LinkUnspec::new_with_index(index).up().build())

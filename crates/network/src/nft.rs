@@ -126,7 +126,12 @@ fn parse_listing(v: &Value) -> Listing {
         .unwrap_or_default();
     for item in items {
         if let Some(r) = item.get("rule") {
-            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let s = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             if let Some(handle) = r.get("handle").and_then(Value::as_u64) {
                 l.rules.push(ListedRule {
                     family: s("family"),

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
 
-use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
 use serde::{Deserialize, Serialize};
 
 use crate::firewall::{PortMapping, Proto};
@@ -80,9 +78,9 @@ impl PortTable {
     }
 
     fn taken_by_other(&self, endpoint: &str, ip: Ipv4Addr, port: u16, proto: Proto) -> bool {
-        self.held
-            .iter()
-            .any(|((hip, hp, pr), h)| *hp == port && *pr == proto && conflicts(*hip, ip) && h.endpoint != endpoint)
+        self.held.iter().any(|((hip, hp, pr), h)| {
+            *hp == port && *pr == proto && conflicts(*hip, ip) && h.endpoint != endpoint
+        })
     }
 
     /// Reserves every port of `reqs` for `endpoint`, all or nothing. With `bind_check` a socket
@@ -131,7 +129,8 @@ impl PortTable {
             let mut tries = 0;
             loop {
                 let (p, s) = bind_port(r.host_ip, want, r.proto)?;
-                if want != 0 || !self.taken_by_other(endpoint, r.host_ip, p, r.proto) || tries > 16 {
+                if want != 0 || !self.taken_by_other(endpoint, r.host_ip, p, r.proto) || tries > 16
+                {
                     break (p, Some(s));
                 }
                 tries += 1;

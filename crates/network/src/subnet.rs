@@ -14,7 +14,9 @@ pub enum SubnetError {
     #[error("invalid subnet {0:?}: expected a.b.c.d/n")]
     Parse(String),
     /// Every candidate overlaps a route already present on the host.
-    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
+    #[error(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+    )]
     PoolExhausted,
 }
 
@@ -182,8 +184,16 @@ mod tests {
 
     #[test]
     fn choose_skips_docker_and_routes() {
-        let used = [n("0.0.0.0/0"), n("172.17.0.0/16"), n("172.18.0.0/16"), n("172.19.3.0/24")];
-        assert_eq!(choose_free(&default_pools(), &used).unwrap(), n("172.20.0.0/16"));
+        let used = [
+            n("0.0.0.0/0"),
+            n("172.17.0.0/16"),
+            n("172.18.0.0/16"),
+            n("172.19.3.0/24"),
+        ];
+        assert_eq!(
+            choose_free(&default_pools(), &used).unwrap(),
+            n("172.20.0.0/16")
+        );
         let all: Vec<Ipv4Net> = vec![n("172.16.0.0/12")];
         assert!(matches!(
             choose_free(&default_pools(), &all),

@@ -1,5 +1,7 @@
 //! Bridge driver on the real kernel: connectivity, isolation, internal networks, icc, teardown.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::Ipv4Addr;
@@ -35,12 +37,21 @@ fn two_containers_ping_each_other_and_the_host_reaches_them() {
         let o = ea.ip.octets();
         let mac = format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
         assert_eq!(ea.mac, mac);
-        assert!(link.contains(&mac) && link.contains("UP") && link.contains("mtu 1500"), "{link}");
+        assert!(
+            link.contains(&mac) && link.contains("UP") && link.contains("mtu 1500"),
+            "{link}"
+        );
         let routes = ns_run(&a, &["ip", "-4", "route"]);
-        assert!(routes.contains(&format!("default via {}", net.ipam.gateway)), "{routes}");
+        assert!(
+            routes.contains(&format!("default via {}", net.ipam.gateway)),
+            "{routes}"
+        );
 
         let host_side = run(&["ip", "-o", "link", "show", &ea.veth_host]);
-        assert!(host_side.contains(&format!("master {}", net.bridge)), "{host_side}");
+        assert!(
+            host_side.contains(&format!("master {}", net.bridge)),
+            "{host_side}"
+        );
         assert!(ea.veth_host.starts_with("veth") && ea.veth_host.len() == 11);
         let br = run(&["ip", "-o", "-4", "addr", "show", &net.bridge]);
         assert!(br.contains("10.199.1.1/24"), "{br}");
@@ -65,14 +76,26 @@ fn different_bridges_are_isolated_by_berths_rules() {
         let b = Netns::new(dir.path());
         let ea = drv.setup(&n1, &request("a", &a)).await.unwrap();
         let eb = drv.setup(&n2, &request("b", &b)).await.unwrap();
-        assert!(ping(Some(a.path()), n1.ipam.gateway), "sanity: a reaches its gateway");
+        assert!(
+            ping(Some(a.path()), n1.ipam.gateway),
+            "sanity: a reaches its gateway"
+        );
         assert!(ping(None, eb.ip), "sanity: host reaches b");
-        assert!(!ping(Some(a.path()), eb.ip), "a must not reach b on another network");
-        assert!(!ping(Some(b.path()), ea.ip), "b must not reach a on another network");
+        assert!(
+            !ping(Some(a.path()), eb.ip),
+            "a must not reach b on another network"
+        );
+        assert!(
+            !ping(Some(b.path()), ea.ip),
+            "b must not reach a on another network"
+        );
         // Without berth's bridge rules the same packets flow: the isolation is ours.
         drv.firewall().remove_bridge(&n1.bridge).await.unwrap();
         drv.firewall().remove_bridge(&n2.bridge).await.unwrap();
-        assert!(ping(Some(a.path()), eb.ip), "without isolation rules a reaches b");
+        assert!(
+            ping(Some(a.path()), eb.ip),
+            "without isolation rules a reaches b"
+        );
     });
 }
 
@@ -94,7 +117,10 @@ fn internal_network_has_no_default_route_but_local_traffic() {
         assert!(ping(Some(a.path()), eb.ip), "same internal network talks");
         let table = nft_table();
         assert!(
-            !table.contains(&format!("ip saddr 10.199.4.0/24 oifname != \"{}\" masquerade", net.bridge)),
+            !table.contains(&format!(
+                "ip saddr 10.199.4.0/24 oifname != \"{}\" masquerade",
+                net.bridge
+            )),
             "no outbound masquerade for internal: {table}"
         );
     });
@@ -111,8 +137,14 @@ fn icc_false_blocks_containers_on_the_same_bridge() {
         let b = Netns::new(dir.path());
         let _ea = drv.setup(&net, &request("a", &a)).await.unwrap();
         let eb = drv.setup(&net, &request("b", &b)).await.unwrap();
-        assert!(ping(Some(a.path()), net.ipam.gateway), "sanity: gateway reachable");
-        assert!(!ping(Some(a.path()), eb.ip), "icc=false: a must not reach b");
+        assert!(
+            ping(Some(a.path()), net.ipam.gateway),
+            "sanity: gateway reachable"
+        );
+        assert!(
+            !ping(Some(a.path()), eb.ip),
+            "icc=false: a must not reach b"
+        );
     });
 }
 
@@ -146,13 +178,18 @@ fn teardown_leaves_no_veth_rules_or_address() {
         // Container removal: teardown, then the netns goes and takes the veth with it.
         let b = Netns::new(dir.path());
         let eb = drv.setup(&net, &request("ep-b", &b)).await.unwrap();
-        drv.teardown(&net, &eb, VethTeardown::WithNetns).await.unwrap();
+        drv.teardown(&net, &eb, VethTeardown::WithNetns)
+            .await
+            .unwrap();
         let bpath = b.path().to_path_buf();
         drop(b);
         assert!(!bpath.exists());
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(&*bpath.to_string_lossy()));
-        assert!(common::eventually(|| !links().contains(&eb.veth_host)), "veth died with netns");
+        assert!(
+            common::eventually(|| !links().contains(&eb.veth_host)),
+            "veth died with netns"
+        );
         // Teardown twice is harmless.
         drv.teardown(&net, &eb, VethTeardown::Delete).await.unwrap();
     });
@@ -179,9 +216,14 @@ fn fifty_cycles_leave_links_rules_and_ipam_clean() {
             }];
             let ep = drv.setup(&net, &req).await.unwrap();
             seen.insert(ep.ip);
-            drv.teardown(&net, &ep, VethTeardown::WithNetns).await.unwrap();
+            drv.teardown(&net, &ep, VethTeardown::WithNetns)
+                .await
+                .unwrap();
         }
-        assert!(seen.len() > 1, "addresses rotate instead of being reused at once");
+        assert!(
+            seen.len() > 1,
+            "addresses rotate instead of being reused at once"
+        );
         let mut want = vec!["lo".to_string(), net.bridge.clone()];
         want.sort();
         assert!(
@@ -194,12 +236,16 @@ fn fifty_cycles_leave_links_rules_and_ipam_clean() {
             links()
         );
         assert_eq!(nft_table(), table_before);
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(ipam_dir.join(format!("{}.json", net.id))).unwrap())
-                .unwrap();
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(ipam_dir.join(format!("{}.json", net.id))).unwrap(),
+        )
+        .unwrap();
         assert_eq!(state["allocations"], serde_json::json!({}), "{state}");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(&*dir.path().to_string_lossy()), "netns mounts left");
+        assert!(
+            !mounts.contains(&*dir.path().to_string_lossy()),
+            "netns mounts left"
+        );
 
         drv.remove_network(&net).await.unwrap();
         assert!(!links().contains(&net.bridge));

@@ -1,5 +1,7 @@
 //! IPAM: allocation order, reserved addresses, static requests, release, persistence, reconcile.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -34,7 +36,11 @@ fn same_endpoint_gets_same_address_and_static_rules_hold() {
     let dir = tempfile::tempdir().unwrap();
     let mut ipam = Ipam::open(dir.path(), "n1", cfg("10.9.0.0/24", [10, 9, 0, 1], None)).unwrap();
     let a = ipam.allocate("a", None).unwrap();
-    assert_eq!(ipam.allocate("a", None).unwrap(), a, "idempotent per endpoint");
+    assert_eq!(
+        ipam.allocate("a", None).unwrap(),
+        a,
+        "idempotent per endpoint"
+    );
     let s = Ipv4Addr::new(10, 9, 0, 50);
     assert_eq!(ipam.allocate("b", Some(s)).unwrap(), s);
     match ipam.allocate("c", Some(s)) {
@@ -48,7 +54,10 @@ fn same_endpoint_gets_same_address_and_static_rules_hold() {
         Ipv4Addr::new(10, 9, 0, 255),
     ] {
         assert!(
-            matches!(ipam.allocate("d", Some(bad)), Err(IpamError::OutOfRange { .. })),
+            matches!(
+                ipam.allocate("d", Some(bad)),
+                Err(IpamError::OutOfRange { .. })
+            ),
             "{bad} must be refused"
         );
     }
@@ -86,7 +95,12 @@ fn release_does_not_reuse_at_once_and_ip_range_is_honoured() {
         "gateway outside subnet"
     );
     assert!(
-        Ipam::open(dir.path(), "bad", cfg("10.9.0.0/24", [10, 9, 0, 1], Some("10.8.0.0/30"))).is_err(),
+        Ipam::open(
+            dir.path(),
+            "bad",
+            cfg("10.9.0.0/24", [10, 9, 0, 1], Some("10.8.0.0/30"))
+        )
+        .is_err(),
         "range outside subnet"
     );
 }
@@ -97,10 +111,16 @@ fn state_persists_and_reconcile_frees_dead_endpoints() {
     let c = cfg("10.9.0.0/24", [10, 9, 0, 1], None);
     let (a, b) = {
         let mut ipam = Ipam::open(dir.path(), "n1", c.clone()).unwrap();
-        (ipam.allocate("a", None).unwrap(), ipam.allocate("b", None).unwrap())
+        (
+            ipam.allocate("a", None).unwrap(),
+            ipam.allocate("b", None).unwrap(),
+        )
     };
     let file = std::fs::read_to_string(dir.path().join("n1.json")).unwrap();
-    assert!(file.contains(&a.to_string()) && file.contains("\"b\""), "{file}");
+    assert!(
+        file.contains(&a.to_string()) && file.contains("\"b\""),
+        "{file}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

@@ -1,5 +1,7 @@
 //! Pinned network namespaces: creation with `lo` up, removal, idempotence.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use berth_network::netns::{create_netns, remove_netns, run_in_netns};
@@ -26,10 +28,16 @@ fn create_has_lo_up_and_remove_leaves_nothing() {
     assert_eq!(all.lines().count(), 1, "only lo: {all}");
     // A different netns from ours.
     let mine = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
-    let theirs = run_in_netns(&p, || std::fs::read_link("/proc/thread-self/ns/net").unwrap()).unwrap();
+    let theirs = run_in_netns(&p, || {
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap()
+    })
+    .unwrap();
     assert_ne!(mine, theirs);
     assert!(create_netns(&p).is_err(), "an existing path is refused");
-    assert!(mounted(&p), "a refused create leaves the existing netns alone");
+    assert!(
+        mounted(&p),
+        "a refused create leaves the existing netns alone"
+    );
     remove_netns(&p).unwrap();
     assert!(!mounted(&p));
     assert!(!p.exists());

@@ -1,5 +1,7 @@
 //! Published ports: DNAT from 127.0.0.1 and the bridge address, hairpin, conflicts.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -9,7 +11,12 @@ use berth_network::firewall::Proto;
 use berth_network::ports::{PortError, PortRequest};
 use common::{Netns, eventually, http_get, httpd, in_world, links, network, request, tempdir};
 
-fn port(host_ip: Ipv4Addr, host_port: Option<u16>, container_port: u16, proto: Proto) -> PortRequest {
+fn port(
+    host_ip: Ipv4Addr,
+    host_port: Option<u16>,
+    container_port: u16,
+    proto: Proto,
+) -> PortRequest {
     PortRequest {
         host_ip,
         host_port,
@@ -35,7 +42,10 @@ fn published_port_answers_on_loopback_bridge_address_and_hairpin() {
         let ea = drv
             .setup(
                 &net,
-                &with_ports(request("web", &a), vec![port(Ipv4Addr::UNSPECIFIED, None, 80, Proto::Tcp)]),
+                &with_ports(
+                    request("web", &a),
+                    vec![port(Ipv4Addr::UNSPECIFIED, None, 80, Proto::Tcp)],
+                ),
             )
             .await
             .unwrap();
@@ -61,11 +71,23 @@ fn published_port_answers_on_loopback_bridge_address_and_hairpin() {
         // port through the host's address.
         let from_b = common::http_get_in(b.path(), net.ipam.gateway, hp);
         let from_a = common::http_get_in(a.path(), net.ipam.gateway, hp);
-        assert!(from_b.contains(&marker), "hairpin from another container: {from_b:?} (self: {from_a:?})");
-        assert!(from_a.contains(&marker), "hairpin from the server itself: {from_a:?}");
+        assert!(
+            from_b.contains(&marker),
+            "hairpin from another container: {from_b:?} (self: {from_a:?})"
+        );
+        assert!(
+            from_a.contains(&marker),
+            "hairpin from the server itself: {from_a:?}"
+        );
         let _ = eb;
         // An unpublished port is not forwarded.
-        assert!(http_get(SocketAddrV4::new(Ipv4Addr::LOCALHOST, hp.wrapping_add(1).max(1))).is_none());
+        assert!(
+            http_get(SocketAddrV4::new(
+                Ipv4Addr::LOCALHOST,
+                hp.wrapping_add(1).max(1)
+            ))
+            .is_none()
+        );
     });
 }
 
@@ -80,7 +102,10 @@ fn loopback_only_publish_is_not_reachable_on_the_bridge_address() {
         let ea = drv
             .setup(
                 &net,
-                &with_ports(request("web", &a), vec![port(Ipv4Addr::LOCALHOST, None, 80, Proto::Tcp)]),
+                &with_ports(
+                    request("web", &a),
+                    vec![port(Ipv4Addr::LOCALHOST, None, 80, Proto::Tcp)],
+                ),
             )
             .await
             .unwrap();
@@ -89,8 +114,14 @@ fn loopback_only_publish_is_not_reachable_on_the_bridge_address() {
         std::fs::create_dir(&www).unwrap();
         std::fs::write(www.join("index.html"), "hello-lo").unwrap();
         let _srv = httpd(a.path(), &www);
-        assert!(eventually(|| http_get(SocketAddrV4::new(ea.ip, 80)).is_some()));
-        assert!(http_get(SocketAddrV4::new(Ipv4Addr::LOCALHOST, hp)).unwrap().contains("hello-lo"));
+        assert!(eventually(
+            || http_get(SocketAddrV4::new(ea.ip, 80)).is_some()
+        ));
+        assert!(
+            http_get(SocketAddrV4::new(Ipv4Addr::LOCALHOST, hp))
+                .unwrap()
+                .contains("hello-lo")
+        );
         assert!(http_get(SocketAddrV4::new(net.ipam.gateway, hp)).is_none());
     });
 }
@@ -108,7 +139,10 @@ fn same_host_port_twice_is_refused_like_docker() {
         let ea = drv
             .setup(
                 &net,
-                &with_ports(request("a", &a), vec![port(Ipv4Addr::UNSPECIFIED, None, 80, Proto::Tcp)]),
+                &with_ports(
+                    request("a", &a),
+                    vec![port(Ipv4Addr::UNSPECIFIED, None, 80, Proto::Tcp)],
+                ),
             )
             .await
             .unwrap();
@@ -116,7 +150,10 @@ fn same_host_port_twice_is_refused_like_docker() {
         let links_before = links();
         for ip in [Ipv4Addr::UNSPECIFIED, Ipv4Addr::LOCALHOST] {
             let err = drv
-                .setup(&net, &with_ports(request("b", &b), vec![port(ip, Some(hp), 80, Proto::Tcp)]))
+                .setup(
+                    &net,
+                    &with_ports(request("b", &b), vec![port(ip, Some(hp), 80, Proto::Tcp)]),
+                )
                 .await
                 .unwrap_err();
             assert_eq!(
@@ -126,10 +163,19 @@ fn same_host_port_twice_is_refused_like_docker() {
         }
         assert_eq!(links(), links_before, "a refused setup creates no veth");
         let state = std::fs::read_to_string(ipam_dir.join(format!("{}.json", net.id))).unwrap();
-        assert!(!state.contains("\"b\""), "a refused setup holds no address: {state}");
+        assert!(
+            !state.contains("\"b\""),
+            "a refused setup holds no address: {state}"
+        );
         // The same port over UDP is another socket: allowed.
         let eb = drv
-            .setup(&net, &with_ports(request("b", &b), vec![port(Ipv4Addr::UNSPECIFIED, Some(hp), 80, Proto::Udp)]))
+            .setup(
+                &net,
+                &with_ports(
+                    request("b", &b),
+                    vec![port(Ipv4Addr::UNSPECIFIED, Some(hp), 80, Proto::Udp)],
+                ),
+            )
             .await
             .unwrap();
         assert_eq!(eb.ports[0].host_port, hp);
@@ -147,22 +193,43 @@ fn port_held_by_a_host_process_is_refused() {
         let hp = busy.local_addr().unwrap().port();
         let a = Netns::new(dir.path());
         let err = drv
-            .setup(&net, &with_ports(request("a", &a), vec![port(Ipv4Addr::UNSPECIFIED, Some(hp), 80, Proto::Tcp)]))
+            .setup(
+                &net,
+                &with_ports(
+                    request("a", &a),
+                    vec![port(Ipv4Addr::UNSPECIFIED, Some(hp), 80, Proto::Tcp)],
+                ),
+            )
             .await
             .unwrap_err();
         assert!(
             matches!(err, BridgeError::Port(PortError::Bind { .. })),
             "{err}"
         );
-        assert!(err.to_string().contains("address already in use") || err.to_string().contains("EADDRINUSE"), "{err}");
+        assert!(
+            err.to_string().contains("address already in use")
+                || err.to_string().contains("EADDRINUSE"),
+            "{err}"
+        );
         drop(busy);
         let ea = drv
-            .setup(&net, &with_ports(request("a", &a), vec![port(Ipv4Addr::UNSPECIFIED, Some(hp), 80, Proto::Tcp)]))
+            .setup(
+                &net,
+                &with_ports(
+                    request("a", &a),
+                    vec![port(Ipv4Addr::UNSPECIFIED, Some(hp), 80, Proto::Tcp)],
+                ),
+            )
             .await
             .unwrap();
         // While published, a host process cannot take the port.
         assert!(std::net::TcpListener::bind(("127.0.0.1", hp)).is_err());
-        drv.teardown(&net, &ea, berth_network::bridge::VethTeardown::WithNetns).await.unwrap();
-        assert!(std::net::TcpListener::bind(("127.0.0.1", hp)).is_ok(), "released at teardown");
+        drv.teardown(&net, &ea, berth_network::bridge::VethTeardown::WithNetns)
+            .await
+            .unwrap();
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", hp)).is_ok(),
+            "released at teardown"
+        );
     });
 }

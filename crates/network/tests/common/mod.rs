@@ -7,7 +7,7 @@
 //! mount namespace; they sit in a temp dir named after the test's pid and are removed by guards,
 //! or by `clean_stale_mounts` at the start of a later run.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::net::Ipv4Addr;
@@ -227,7 +227,9 @@ pub fn clean_stale_mounts() {
         return;
     };
     for line in info.lines() {
-        let Some(mp) = line.split(' ').nth(4) else { continue };
+        let Some(mp) = line.split(' ').nth(4) else {
+            continue;
+        };
         let Some(pos) = mp.find(PREFIX) else { continue };
         let pid: Option<i32> = mp[pos + PREFIX.len()..]
             .split('-')
@@ -247,7 +249,15 @@ pub fn http_get_in(ns: &Path, ip: Ipv4Addr, port: u16) -> String {
     use std::io::Write;
     let net = format!("--net={}", ns.display());
     let mut child = Command::new("nsenter")
-        .args([&net, "/bin/busybox", "nc", "-w", "5", &ip.to_string(), &port.to_string()])
+        .args([
+            &net,
+            "/bin/busybox",
+            "nc",
+            "-w",
+            "5",
+            &ip.to_string(),
+            &port.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
