@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::nft::{self, Listing, NftError, delete_rule};
+use crate::nft::{self, ListedRule, Listing, NftError, delete_rule};
 use crate::subnet::Ipv4Net;
 
 /// berth's table (family `inet`).
@@ -372,11 +372,12 @@ fn skeleton() -> Vec<Value> {
     ]
 }
 
-/// Serialises berth's nftables work (list-then-delete must not interleave) and remembers nothing
-/// else: the kernel's ruleset is the state.
+/// Serialises berth's nftables work (list-then-delete must not interleave). The kernel's ruleset
+/// is the state; the only memory is a cache of the handles of endpoint rules this process added,
+/// which spares teardown a listing (a stale cache falls back to listing).
 #[derive(Debug, Default)]
 pub struct Firewall {
-    lock: tokio::sync::Mutex<()>,
+    lock: tokio::sync::Mutex<HashMap<String, Vec<ListedRule>>>,
 }
 
 impl Firewall {
@@ -473,17 +474,32 @@ impl Firewall {
         if rules.is_empty() {
             return Ok(());
         }
-        let _g = self.lock.lock().await;
-        nft::apply(rules.iter().map(add_cmd).collect())
+        let mut cache = self.lock.lock().await;
+        let added = nft::apply_echo(rules.iter().map(add_cmd).collect())
             .await
-            .map_err(nfterr(format!("adding rules of endpoint {}", e.id)))
+            .map_err(nfterr(format!("adding rules of endpoint {}", e.id)))?;
+        cache
+            .entry(endpoint_owner(&e.id))
+            .or_default()
+            .extend(added);
+        Ok(())
     }
 
-    /// Removes every rule owned by endpoint `id` (found by comment) in one transaction.
+    /// Removes every rule owned by endpoint `id` in one transaction: by the handles remembered
+    /// from [`Firewall::add_endpoint`] when this process added them, else found by comment.
+    /// Note: deleting rules costs a kernel commit of ~10–20 ms here (machine-facts); callers on
+    /// a latency path may run teardown in the background.
     pub async fn remove_endpoint(&self, id: &str) -> Result<(), FirewallError> {
-        let _g = self.lock.lock().await;
-        let listing = Self::list_table().await?;
+        let mut cache = self.lock.lock().await;
         let owner = endpoint_owner(id);
+        if let Some(rules) = cache.remove(&owner)
+            && nft::apply(rules.iter().map(delete_rule).collect())
+                .await
+                .is_ok()
+        {
+            return Ok(());
+        }
+        let listing = Self::list_table().await?;
         let cmds: Vec<Value> = listing
             .rules
             .iter()
@@ -504,7 +520,8 @@ impl Firewall {
         bridges: &[BridgeRules],
         endpoints: &[EndpointRules],
     ) -> Result<(usize, usize), FirewallError> {
-        let _g = self.lock.lock().await;
+        let mut cache = self.lock.lock().await;
+        cache.clear();
         let listing = self.ensure_base_locked().await?;
         let mut want: Vec<Rule> = base_rules();
         for b in bridges {
@@ -607,7 +624,8 @@ impl Firewall {
 
     /// Removes the whole table (daemon shutdown without live-restore, tests).
     pub async fn delete_table(&self) -> Result<(), FirewallError> {
-        let _g = self.lock.lock().await;
+        let mut cache = self.lock.lock().await;
+        cache.clear();
         if nft::list(&["table", FAM, TABLE])
             .await
             .map_err(nfterr("listing table inet berth"))?

@@ -62,14 +62,47 @@ pub struct Listing {
 /// Applies `cmds` (each one `{"add": ...}`, `{"delete": ...}`, ...) as one transaction.
 /// An empty batch does nothing.
 pub async fn apply(cmds: Vec<Value>) -> Result<(), NftError> {
+    run_batch(cmds, false).await.map(|_| ())
+}
+
+/// Like [`apply`], and returns the rules the batch added, with the handles the kernel gave them
+/// (`nft --echo --handle`), so they can later be deleted without listing the table.
+pub async fn apply_echo(cmds: Vec<Value>) -> Result<Vec<ListedRule>, NftError> {
+    let out = run_batch(cmds, true).await?;
+    if out.is_empty() {
+        return Ok(Vec::new());
+    }
+    let v: Value = serde_json::from_slice(&out).map_err(|source| NftError::Parse {
+        what: "-j -e -a -f -".into(),
+        source,
+    })?;
+    let items = v
+        .get("nftables")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    Ok(items
+        .iter()
+        .filter_map(|i| i.get("add").or_else(|| i.get("insert")))
+        .filter_map(|a| a.get("rule"))
+        .filter_map(parse_rule)
+        .collect())
+}
+
+async fn run_batch(cmds: Vec<Value>, echo: bool) -> Result<Vec<u8>, NftError> {
     if cmds.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let batch = json!({ "nftables": cmds }).to_string();
+    let args: &[&str] = if echo {
+        &["-j", "-e", "-a", "-f", "-"]
+    } else {
+        &["-j", "-f", "-"]
+    };
     let mut child = Command::new("nft")
-        .args(["-j", "-f", "-"])
+        .args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(if echo { Stdio::piped() } else { Stdio::null() })
         .stderr(Stdio::piped())
         .spawn()
         .map_err(NftError::Spawn)?;
@@ -89,7 +122,23 @@ pub async fn apply(cmds: Vec<Value>) -> Result<(), NftError> {
             ),
         });
     }
-    Ok(())
+    Ok(out.stdout)
+}
+
+fn parse_rule(r: &Value) -> Option<ListedRule> {
+    let s = |k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(ListedRule {
+        family: s("family"),
+        table: s("table"),
+        chain: s("chain"),
+        handle: r.get("handle").and_then(Value::as_u64)?,
+        comment: r.get("comment").and_then(Value::as_str).map(str::to_string),
+    })
 }
 
 /// Lists `args` (e.g. `["table", "inet", "berth"]`). `Ok(None)` when the object does not exist.
