@@ -314,6 +314,13 @@ impl BridgeDriver {
         Ok(())
     }
 
+    /// Re-inserts berth's DOCKER-USER accepts for `networks` (a dockerd started after berthd
+    /// creates the chain without them). Cheap when nothing changed: call it periodically.
+    pub async fn refresh_docker_user(&self, networks: &[BridgeNetwork]) -> Result<(), BridgeError> {
+        let rules: Vec<BridgeRules> = networks.iter().map(BridgeNetwork::rules).collect();
+        Ok(self.fw.refresh_docker_user(&rules).await?)
+    }
+
     /// Removes the network: firewall rules (incl. DOCKER-USER), the bridge, the IPAM state.
     /// Every step is tried.
     pub async fn remove_network(&self, net: &BridgeNetwork) -> Result<(), TeardownError> {

@@ -428,17 +428,30 @@ impl Firewall {
         let _g = self.lock.lock().await;
         let listing = self.ensure_base_locked().await?;
         let owner = bridge_owner(&b.bridge);
-        let mut cmds: Vec<Value> = listing
+        let have: Vec<&ListedRule> = listing
             .rules
             .iter()
             .filter(|r| r.comment.as_deref().and_then(owner_of) == Some(owner.as_str()))
-            .map(delete_rule)
             .collect();
-        cmds.push(set_elem("add", std::slice::from_ref(&b.bridge)));
-        cmds.extend(bridge_rules(b).iter().map(add_cmd));
-        nft::apply(cmds)
-            .await
-            .map_err(nfterr(format!("adding rules of bridge {}", b.bridge)))?;
+        let want = bridge_rules(b);
+        let mut have_comments: Vec<&str> =
+            have.iter().filter_map(|r| r.comment.as_deref()).collect();
+        let mut want_comments: Vec<&str> = want.iter().map(|r| r.comment.as_str()).collect();
+        have_comments.sort_unstable();
+        want_comments.sort_unstable();
+        let in_set = listing
+            .set_elems
+            .iter()
+            .any(|(n, e)| n == "bridges" && e.iter().any(|x| x == &b.bridge));
+        // Already exactly right (berthd restart): no batch, no rule churn.
+        if have_comments != want_comments || !in_set {
+            let mut cmds: Vec<Value> = have.iter().map(|r| delete_rule(r)).collect();
+            cmds.push(set_elem("add", std::slice::from_ref(&b.bridge)));
+            cmds.extend(want.iter().map(add_cmd));
+            nft::apply(cmds)
+                .await
+                .map_err(nfterr(format!("adding rules of bridge {}", b.bridge)))?;
+        }
         self.sync_docker_user(std::slice::from_ref(b), Some(&b.bridge))
             .await
     }
@@ -580,6 +593,14 @@ impl Firewall {
             .map_err(nfterr("re-asserting table inet berth"))?;
         self.sync_docker_user(bridges, None).await?;
         Ok((added, removed))
+    }
+
+    /// Re-inserts berth's accepts into `ip filter DOCKER-USER` for `bridges` and drops stale ones.
+    /// Cheap (one listing when all is in place); berthd may call it periodically, since a dockerd
+    /// started after berth creates DOCKER-USER without berth's accepts.
+    pub async fn refresh_docker_user(&self, bridges: &[BridgeRules]) -> Result<(), FirewallError> {
+        let _g = self.lock.lock().await;
+        self.sync_docker_user(bridges, None).await
     }
 
     /// Makes berth's rules in `ip filter DOCKER-USER` match `bridges`. With `only = Some(b)`

@@ -237,3 +237,36 @@ fn choose_subnet_avoids_routes_and_taken_networks() {
         assert!(drv.choose_subnet(Some(&pool[..1]), &[]).await.is_err());
     });
 }
+
+#[test]
+fn dockerd_started_after_berth_gets_accepts_on_refresh() {
+    in_world(|| async {
+        let dir = tempdir();
+        let drv = BridgeDriver::new(&dir.path().join("ipam")).unwrap();
+        let net = network(25, false, true);
+        drv.create_network(&net).await.unwrap();
+        let table = nft_table();
+        fake_dockerd();
+        assert!(!docker_user().contains(&net.bridge));
+        drv.refresh_docker_user(std::slice::from_ref(&net))
+            .await
+            .unwrap();
+        let du = docker_user();
+        assert!(
+            du.contains(&format!("iifname \"{}\" accept", net.bridge)),
+            "{du}"
+        );
+        drv.refresh_docker_user(std::slice::from_ref(&net))
+            .await
+            .unwrap();
+        assert_eq!(docker_user(), du, "refresh is idempotent");
+        // Re-creating an unchanged network leaves the table untouched (same handles).
+        let before = run(&["nft", "-a", "list", "table", "inet", "berth"]);
+        drv.create_network(&net).await.unwrap();
+        assert_eq!(
+            run(&["nft", "-a", "list", "table", "inet", "berth"]),
+            before
+        );
+        assert_eq!(nft_table(), table);
+    });
+}
