@@ -7,7 +7,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use berth_network::bridge::{BridgeDriver, VethTeardown};
-use common::{Netns, in_world, links, network, nft_table, ping, request, run, tempdir};
+use common::{Netns, in_world, links, network, nft_table, ping, ping_ok, request, run, tempdir};
 
 fn ns_run(ns: &Netns, args: &[&str]) -> String {
     let net = format!("--net={}", ns.path().display());
@@ -56,10 +56,10 @@ fn two_containers_ping_each_other_and_the_host_reaches_them() {
         let br = run(&["ip", "-o", "-4", "addr", "show", &net.bridge]);
         assert!(br.contains("10.199.1.1/24"), "{br}");
 
-        assert!(ping(Some(a.path()), eb.ip), "a → b");
-        assert!(ping(Some(b.path()), ea.ip), "b → a");
-        assert!(ping(None, ea.ip), "host → a");
-        assert!(ping(Some(a.path()), net.ipam.gateway), "a → gateway");
+        assert!(ping_ok(Some(a.path()), eb.ip), "a → b");
+        assert!(ping_ok(Some(b.path()), ea.ip), "b → a");
+        assert!(ping_ok(None, ea.ip), "host → a");
+        assert!(ping_ok(Some(a.path()), net.ipam.gateway), "a → gateway");
     });
 }
 
@@ -77,10 +77,15 @@ fn different_bridges_are_isolated_by_berths_rules() {
         let ea = drv.setup(&n1, &request("a", &a)).await.unwrap();
         let eb = drv.setup(&n2, &request("b", &b)).await.unwrap();
         assert!(
-            ping(Some(a.path()), n1.ipam.gateway),
+            ping_ok(Some(a.path()), n1.ipam.gateway),
             "sanity: a reaches its gateway"
         );
-        assert!(ping(None, eb.ip), "sanity: host reaches b");
+        assert!(ping_ok(None, eb.ip), "sanity: host reaches b");
+        assert!(ping_ok(None, ea.ip), "sanity: host reaches a");
+        assert!(
+            ping_ok(Some(b.path()), n2.ipam.gateway),
+            "sanity: b reaches its gateway"
+        );
         assert!(
             !ping(Some(a.path()), eb.ip),
             "a must not reach b on another network"
@@ -93,7 +98,7 @@ fn different_bridges_are_isolated_by_berths_rules() {
         drv.firewall().remove_bridge(&n1.bridge).await.unwrap();
         drv.firewall().remove_bridge(&n2.bridge).await.unwrap();
         assert!(
-            ping(Some(a.path()), eb.ip),
+            ping_ok(Some(a.path()), eb.ip),
             "without isolation rules a reaches b"
         );
     });
@@ -114,7 +119,10 @@ fn internal_network_has_no_default_route_but_local_traffic() {
         let routes = ns_run(&a, &["ip", "-4", "route"]);
         assert!(!routes.contains("default"), "{routes}");
         assert!(routes.contains("10.199.4.0/24"), "{routes}");
-        assert!(ping(Some(a.path()), eb.ip), "same internal network talks");
+        assert!(
+            ping_ok(Some(a.path()), eb.ip),
+            "same internal network talks"
+        );
         let table = nft_table();
         assert!(
             !table.contains(&format!(
@@ -138,9 +146,10 @@ fn icc_false_blocks_containers_on_the_same_bridge() {
         let _ea = drv.setup(&net, &request("a", &a)).await.unwrap();
         let eb = drv.setup(&net, &request("b", &b)).await.unwrap();
         assert!(
-            ping(Some(a.path()), net.ipam.gateway),
+            ping_ok(Some(a.path()), net.ipam.gateway),
             "sanity: gateway reachable"
         );
+        assert!(ping_ok(None, eb.ip), "sanity: host reaches b");
         assert!(
             !ping(Some(a.path()), eb.ip),
             "icc=false: a must not reach b"

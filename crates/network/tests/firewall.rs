@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use berth_network::bridge::{BridgeDriver, VethTeardown};
 use berth_network::firewall::Proto;
 use berth_network::ports::PortRequest;
-use common::{Netns, in_world, network, nft_table, ping, request, run, tempdir};
+use common::{Netns, in_world, network, nft_table, ping, ping_ok, request, run, tempdir};
 
 fn docker_user() -> String {
     run(&["nft", "list", "chain", "ip", "filter", "DOCKER-USER"])
@@ -61,7 +61,7 @@ fn docker_user_accepts_follow_the_bridge() {
         let _ea = drv.setup(&n1, &request("a", &a)).await.unwrap();
         let eb = drv.setup(&n1, &request("b", &b)).await.unwrap();
         assert!(
-            ping(Some(a.path()), eb.ip),
+            ping_ok(Some(a.path()), eb.ip),
             "same-bridge traffic passes dockerd's FORWARD"
         );
         drv.firewall().remove_bridge(&n1.bridge).await.unwrap();
@@ -200,7 +200,7 @@ fn reassert_after_restart_restores_missing_and_drops_stale() {
             (0, 0),
             "{again:?}"
         );
-        assert!(ping(None, ea.ip));
+        assert!(ping_ok(None, ea.ip));
         drv.teardown(&net, &ea, VethTeardown::WithNetns)
             .await
             .unwrap();

@@ -87,6 +87,13 @@ pub fn ping(ns: Option<&Path>, ip: Ipv4Addr) -> bool {
     }
 }
 
+/// `ping` until it answers (10 s at most): a fresh veth's bridge port starts forwarding only
+/// once the kernel's link watcher has seen its carrier, which can lag under load. For positive
+/// checks; negative checks use a single [`ping`] after a positive one proved the path is up.
+pub fn ping_ok(ns: Option<&Path>, ip: Ipv4Addr) -> bool {
+    eventually(|| ping(ns, ip))
+}
+
 /// A unique small number per call in this process.
 pub fn seq() -> u32 {
     static N: AtomicU32 = AtomicU32::new(0);
