@@ -163,6 +163,32 @@ pub fn resolv_conf(host: &str, dns: &DnsConfig) -> String {
     s
 }
 
+/// `resolv.conf` for a container served by the embedded DNS server (user-defined networks):
+/// nameserver 127.0.0.11 with the search list and options resolved as in [`resolv_conf`], plus
+/// Docker's `ndots:0`. The real resolvers become the server's upstreams
+/// ([`crate::dns::upstreams`]).
+pub fn resolv_conf_embedded(host: &str, dns: &DnsConfig) -> String {
+    let plain = resolv_conf(host, dns);
+    let mut s = format!("nameserver {}\n", crate::dns::EMBEDDED_DNS);
+    let mut has_options = false;
+    for line in plain.lines() {
+        if let Some(opts) = line.strip_prefix("options ") {
+            has_options = true;
+            if opts.split_whitespace().any(|o| o.starts_with("ndots:")) {
+                s.push_str(&format!("{line}\n"));
+            } else {
+                s.push_str(&format!("options ndots:0 {opts}\n"));
+            }
+        } else if line.starts_with("search ") {
+            s.push_str(&format!("{line}\n"));
+        }
+    }
+    if !has_options {
+        s.push_str("options ndots:0\n");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +226,26 @@ mod tests {
                 ..Default::default()
             })
             .is_err()
+        );
+    }
+
+    #[test]
+    fn embedded_resolv_points_at_127_0_0_11() {
+        let host = "nameserver 127.0.0.53\nsearch corp.example\n";
+        assert_eq!(
+            resolv_conf_embedded(host, &DnsConfig::default()),
+            "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0\n"
+        );
+        let r = resolv_conf_embedded(
+            host,
+            &DnsConfig {
+                options: vec!["ndots:3".into(), "timeout:1".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            r,
+            "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:3 timeout:1\n"
         );
     }
 

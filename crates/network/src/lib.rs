@@ -4,6 +4,7 @@
 
 mod atomic;
 pub mod bridge;
+pub mod dns;
 pub mod etcfiles;
 pub mod firewall;
 pub mod ipam;
