@@ -189,6 +189,23 @@ impl Endpoint {
     }
 }
 
+/// berthd's flags for the default bridge network.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DefaultBridgeOptions {
+    /// `--bridge`: the interface name (`berth0` when empty).
+    pub bridge: String,
+    /// `--bip`: the bridge's address with prefix, e.g. `172.30.0.1/16`.
+    pub bip: Option<Ipv4Net>,
+    /// `--default-address-pool` bases to choose from instead of 172.17–172.31/16.
+    pub pool: Option<Vec<Ipv4Net>>,
+    /// `--mtu`.
+    pub mtu: Option<u32>,
+    /// `--icc` (true by default in Docker).
+    pub icc: bool,
+    /// Subnets of berth's other networks, never chosen.
+    pub taken: Vec<Ipv4Net>,
+}
+
 /// How teardown treats the veth pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VethTeardown {
@@ -279,6 +296,52 @@ impl BridgeDriver {
         used.extend_from_slice(taken);
         let defaults = default_pools();
         Ok(choose_free(pool.unwrap_or(&defaults), &used)?)
+    }
+
+    /// Works out the default bridge network `id` for daemon start: `--bip` if given; else the
+    /// address the bridge already carries (a berthd restart keeps its subnet even though the
+    /// bridge's own route now "overlaps" it); else the first free pool subnet, gateway = first
+    /// host. The caller then passes the result to [`BridgeDriver::create_network`].
+    pub async fn default_network(
+        &self,
+        id: &str,
+        opts: &DefaultBridgeOptions,
+    ) -> Result<BridgeNetwork, BridgeError> {
+        let bridge = if opts.bridge.is_empty() {
+            "berth0".to_string()
+        } else {
+            opts.bridge.clone()
+        };
+        let addr = match opts.bip {
+            Some(bip) => bip,
+            None => {
+                let existing = match self.nl.link_index(&bridge).await? {
+                    Some(i) => self.nl.ipv4_addrs(i).await?.into_iter().next(),
+                    None => None,
+                };
+                match existing {
+                    Some(a) => a,
+                    None => {
+                        let s = self
+                            .choose_subnet(opts.pool.as_deref(), &opts.taken)
+                            .await?;
+                        Ipv4Net::new(s.first_host(), s.prefix_len())?
+                    }
+                }
+            }
+        };
+        Ok(BridgeNetwork {
+            id: id.to_string(),
+            bridge,
+            ipam: IpamConfig {
+                subnet: addr.trunc(),
+                gateway: addr.addr(),
+                ip_range: None,
+            },
+            mtu: opts.mtu,
+            internal: false,
+            icc: opts.icc,
+        })
     }
 
     fn with_ipam<T>(
