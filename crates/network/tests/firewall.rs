@@ -17,17 +17,33 @@ fn docker_user() -> String {
     run(&["nft", "list", "chain", "ip", "filter", "DOCKER-USER"])
 }
 
-/// Builds what dockerd 20.10 leaves in `ip filter` (iptables-nft): FORWARD policy drop jumping to
-/// DOCKER-USER, which ends in `return`.
+fn have_iptables() -> bool {
+    std::process::Command::new("iptables")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Builds what dockerd 20.10 leaves in `ip filter`: FORWARD policy drop jumping to DOCKER-USER,
+/// which ends in `return`. Made with iptables (nf_tables backend) the way dockerd does when
+/// iptables is installed, else with nft.
 fn fake_dockerd() {
-    run(&["nft", "add table ip filter"]);
-    run(&[
-        "nft",
-        "add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }",
-    ]);
-    run(&["nft", "add chain ip filter DOCKER-USER"]);
-    run(&["nft", "add rule ip filter FORWARD counter jump DOCKER-USER"]);
-    run(&["nft", "add rule ip filter DOCKER-USER counter return"]);
+    if have_iptables() {
+        run(&["iptables", "-N", "DOCKER-USER"]);
+        run(&["iptables", "-A", "DOCKER-USER", "-j", "RETURN"]);
+        run(&["iptables", "-P", "FORWARD", "DROP"]);
+        run(&["iptables", "-I", "FORWARD", "-j", "DOCKER-USER"]);
+    } else {
+        println!("NOTE: iptables absent; DOCKER-USER faked with nft");
+        run(&["nft", "add table ip filter"]);
+        run(&[
+            "nft",
+            "add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }",
+        ]);
+        run(&["nft", "add chain ip filter DOCKER-USER"]);
+        run(&["nft", "add rule ip filter FORWARD counter jump DOCKER-USER"]);
+        run(&["nft", "add rule ip filter DOCKER-USER counter return"]);
+    }
 }
 
 #[test]
@@ -48,7 +64,16 @@ fn docker_user_accepts_follow_the_bridge() {
             assert!(du.contains(&format!("iifname \"{br}\" accept")), "{du}");
             assert!(du.contains(&format!("oifname \"{br}\" accept")), "{du}");
         }
-        assert!(du.contains("counter"), "dockerd's own rule kept: {du}");
+        assert!(du.contains("return"), "dockerd's own rule kept: {du}");
+        if have_iptables() {
+            // dockerd's own tool still reads the chain, berth's rules included.
+            let s = run(&["iptables", "-S", "DOCKER-USER"]);
+            assert!(
+                s.contains(&format!("-A DOCKER-USER -i {} ", n1.bridge)),
+                "{s}"
+            );
+            assert!(s.contains("-j ACCEPT") && s.contains("-j RETURN"), "{s}");
+        }
         let ret = du.lines().position(|l| l.contains("return")).unwrap();
         let ours = du.lines().position(|l| l.contains("accept")).unwrap();
         assert!(
