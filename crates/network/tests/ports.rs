@@ -69,6 +69,22 @@ fn published_port_answers_on_loopback_bridge_address_and_hairpin() {
         assert!(gw.contains(&marker), "{gw}");
         // Hairpin: containers on the bridge (the server itself included) reach the published
         // port through the host's address.
+        // A container on another network reaches the published port through its own gateway
+        // (a host address), though isolation keeps it from the container's address.
+        let other = network(14, false, true);
+        drv.create_network(&other).await.unwrap();
+        let c = Netns::new(dir.path());
+        let _ec = drv.setup(&other, &request("elsewhere", &c)).await.unwrap();
+        assert!(common::ping_ok(Some(c.path()), other.ipam.gateway));
+        let from_c = common::http_get_in(c.path(), other.ipam.gateway, hp);
+        assert!(
+            from_c.contains(&marker),
+            "published port from another network: {from_c:?}"
+        );
+        assert!(
+            !common::ping(Some(c.path()), ea.ip),
+            "isolation still holds"
+        );
         let from_b = common::http_get_in(b.path(), net.ipam.gateway, hp);
         let from_a = common::http_get_in(a.path(), net.ipam.gateway, hp);
         assert!(

@@ -137,6 +137,13 @@ pub(super) fn bridge_rules(b: &BridgeRules) -> Vec<Rule> {
             m("==", meta("iifname"), br()),
             m("!=", meta("oifname"), br()),
             m("==", meta("oifname"), json!("@bridges")),
+            // Published ports stay reachable from other networks through a host address: a
+            // connection DNAT'ed to one was aimed at an exposed service, not at the container.
+            m(
+                "==",
+                json!({"&": [{"ct": {"key": "status"}}, "dnat"]}),
+                json!(0),
+            ),
             drop_(),
         ],
     ));
