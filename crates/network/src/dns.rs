@@ -117,6 +117,9 @@ impl Drop for DnsServer {
 
 /// Starts the embedded server in the netns at `netns` for a container on `networks`, relaying
 /// unknown names to `upstreams` (tried in order). Must be called inside a tokio runtime.
+///
+/// The socket keeps the container's netns alive: stop (drop) the server before
+/// [`crate::netns::remove_netns`], or the netns — and its veth — outlive the container.
 pub fn serve(
     netns: &Path,
     registry: Arc<DnsRegistry>,

@@ -14,8 +14,11 @@
 //!   network `setup(&net, &EndpointRequest{..}) -> Endpoint` (persist it), put the netns path in
 //!   the OCI spec, write `etcfiles::hosts`/`resolv_conf` results, and on user networks start
 //!   `dns::serve(..)` with names registered in a shared `dns::DnsRegistry`.
-//! - container stop/rm: per endpoint `teardown(&net, &ep, VethTeardown::WithNetns)`, then
-//!   `netns::remove_netns(path)`: the veth dies with the netns (no 17 ms veth delete).
+//! - container stop/rm: drop its `dns::DnsServer`, per endpoint
+//!   `teardown(&net, &ep, VethTeardown::WithNetns)`, then `netns::remove_netns(path)`: the veth
+//!   dies with the netns (no 17 ms veth delete). Teardown of an endpoint with published ports
+//!   waits for an nftables commit that deletes rules (~10–20 ms here); it may run in the
+//!   background — its host ports and address stay taken until it finishes.
 //!   `network disconnect` of a running container uses `VethTeardown::Delete`.
 
 mod atomic;
