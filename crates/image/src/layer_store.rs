@@ -6,7 +6,7 @@
 //! is garbage that [`crate::gc`] removes on open. Deleting reverses the order.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -14,6 +14,7 @@ use crate::apply::{self, ApplyError, ApplyOptions};
 use crate::atomic::{self, AtomicError};
 use crate::ids::{self, hex_of};
 use crate::layout::Layout;
+use crate::tarsplit;
 
 /// Errors of the layer store.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,18 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+    /// Recording the layer's tar-split failed.
+    #[error("layer store: recording tar-split for {path}")]
+    TarSplit {
+        /// Layer being extracted.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Rebuilding a layer's tar failed.
+    #[error("layer store: rebuilding layer tar")]
+    Reassemble(#[from] tarsplit::TarSplitError),
     /// Writing the driver dir (link, lower, work, short link) failed.
     #[error("layer store: preparing driver dir {path}")]
     Driver {
@@ -235,7 +248,22 @@ impl LayerStore {
         let opts = ApplyOptions {
             preserve_owner: rustix::process::geteuid().is_root(),
         };
-        let outcome = apply::apply_layer(reader, &tmp.join("diff"), &opts)?;
+        let mut raw = HashingReader::new(reader);
+        let (mut outcome, tar_split) = {
+            let plain = decompress(&mut raw).map_err(|e| ApplyError::ReadMagic(e))?;
+            let mut rec = tarsplit::Recorder::new(plain);
+            let outcome = apply::apply_layer(&mut rec, &tmp.join("diff"), &opts)?;
+            let ts = rec.finish().map_err(|source| LayerError::TarSplit {
+                path: tmp.clone(),
+                source,
+            })?;
+            (outcome, ts)
+        };
+        io::copy(&mut raw, &mut io::sink()).map_err(|source| LayerError::TarSplit {
+            path: tmp.clone(),
+            source,
+        })?;
+        outcome.compressed_digest = raw.digest();
         if let Some(exp) = expected_diff_id {
             if exp != outcome.diff_id {
                 return Err(LayerError::DiffIdMismatch {
@@ -269,6 +297,7 @@ impl LayerStore {
         if let Some(p) = parent {
             files.push(("parent", p.as_bytes()));
         }
+        files.push((tarsplit::FILE_NAME, &tar_split));
         if let Err(e) = atomic::write_dir(&self.layout.layer_meta(&chain_id), &files) {
             // Not committed: the cache dir is garbage now.
             let _ = remove_cache_dir(&self.layout, &cache_id);
@@ -320,6 +349,25 @@ impl LayerStore {
         remove_cache_dir(&self.layout, &info.cache_id)?;
         fs::remove_dir_all(&tmp).map_err(|source| LayerError::Remove { path: tmp, source })?;
         Ok(info)
+    }
+
+    /// Write the layer's tar exactly as it was registered (its digest is the diff id):
+    /// rebuilt from the tar-split when there is one, else exported from the diff dir.
+    pub fn tar_stream<W: Write>(&self, info: &LayerInfo, out: &mut W) -> Result<(), LayerError> {
+        let ts_path = self
+            .layout
+            .layer_meta(&info.chain_id)
+            .join(tarsplit::FILE_NAME);
+        match fs::read(&ts_path) {
+            Ok(ts) => Ok(tarsplit::reassemble(&ts, &self.diff_dir(info), out)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(apply::export_layer(&self.diff_dir(info), out)?)
+            }
+            Err(source) => Err(LayerError::ReadMeta {
+                path: ts_path,
+                source,
+            }),
+        }
     }
 
     /// `overlay2/<cache id>/diff` of a layer.
@@ -417,4 +465,50 @@ impl Drop for TempDirGuard {
             let _ = fs::remove_dir_all(p);
         }
     }
+}
+
+/// Hashes the bytes read through it (the compressed blob digest).
+struct HashingReader<R> {
+    inner: R,
+    hash: sha2::Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hash: sha2::Digest::new(),
+        }
+    }
+    fn digest(&self) -> String {
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Digest::finalize(self.hash.clone()))
+        )
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The plain tar stream of a layer blob (gzip and zstd detected by magic bytes).
+fn decompress<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 'a>> {
+    let mut br = io::BufReader::with_capacity(256 * 1024, r);
+    let magic = br
+        .fill_buf()?
+        .get(..4)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(br))
+    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        Box::new(zstd::stream::read::Decoder::with_buffer(br)?)
+    } else {
+        Box::new(br)
+    })
 }

@@ -28,6 +28,7 @@ pub mod overlay;
 pub mod reference;
 pub mod repositories;
 pub mod store;
+pub mod tarsplit;
 
 pub use container_layers::{InitLayerSpec, MountRecord};
 pub use reference::Reference;

@@ -89,7 +89,7 @@ impl Store {
                         hash: Sha256::new(),
                         len: 0,
                     };
-                    crate::apply::export_layer(&self.layers.diff_dir(l), &mut hw)?;
+                    self.layers.tar_stream(l, &mut hw)?;
                     hw.flush().map_err(werr)?;
                     let digest = format!("sha256:{}", hex::encode(hw.hash.finalize_reset()));
                     let len = hw.len;
