@@ -260,6 +260,19 @@ impl Store {
         Ok(r)
     }
 
+    /// Point any reference (tag or `name@digest`, as pull records them) at an image id.
+    /// Returns the id it pointed at before, if different.
+    pub fn add_reference(
+        &self,
+        r: &Reference,
+        image_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if !self.images.exists(image_id) {
+            return Err(StoreError::NoSuchImage(image_id.to_string()));
+        }
+        self.set_ref(lookup_form(r.clone()), image_id)
+    }
+
     /// Set a reference and persist repositories.json; returns the id it pointed at before.
     pub(crate) fn set_ref(&self, r: Reference, id: &str) -> Result<Option<String>, StoreError> {
         let mut refs = lock(&self.refs);
