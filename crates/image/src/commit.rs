@@ -58,19 +58,18 @@ impl Store {
         let (reader, writer) =
             std::io::pipe().map_err(|e| StoreError::io("creating the commit pipe", e))?;
         let layer = std::thread::scope(|s| {
-            let exporter = s.spawn(move || {
+            let exporter = s.spawn(move || -> Result<(), StoreError> {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
                 crate::apply::export_layer(&upper, &mut w)?;
-                w.flush().map_err(|e| crate::apply::ApplyError::Write {
-                    path: "end of archive".into(),
-                    source: e,
-                })
+                w.flush()
+                    .map_err(|e| StoreError::io("writing the committed layer", e))
             });
             let layer = self.add_layer(BufReader::new(reader), rec.parent.as_deref(), None);
             let exported = exporter.join().unwrap_or_else(|_| {
-                Err(crate::apply::ApplyError::ReadMagic(std::io::Error::other(
-                    "export thread panicked",
-                )))
+                Err(StoreError::io(
+                    "exporting the container layer",
+                    std::io::Error::other("export thread panicked"),
+                ))
             });
             exported?;
             layer

@@ -54,6 +54,15 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+    /// Reading the start of the blob or setting up decompression failed.
+    #[error("layer store: opening the layer stream for {path}")]
+    Decompress {
+        /// Layer being extracted.
+        path: PathBuf,
+        /// OS or decoder error.
+        #[source]
+        source: io::Error,
+    },
     /// Recording the layer's tar-split failed.
     #[error("layer store: recording tar-split for {path}")]
     TarSplit {
@@ -250,7 +259,10 @@ impl LayerStore {
         };
         let mut raw = HashingReader::new(reader);
         let (mut outcome, tar_split) = {
-            let plain = decompress(&mut raw).map_err(|e| ApplyError::ReadMagic(e))?;
+            let plain = decompress(&mut raw).map_err(|source| LayerError::Decompress {
+                path: tmp.clone(),
+                source,
+            })?;
             let mut rec = tarsplit::Recorder::new(plain);
             let outcome = apply::apply_layer(&mut rec, &tmp.join("diff"), &opts)?;
             let ts = rec.finish().map_err(|source| LayerError::TarSplit {
