@@ -119,12 +119,12 @@ fn write_init_content(diff: &Path, spec: &InitLayerSpec) -> io::Result<()> {
     };
     for (rel, kind) in entries {
         let path = diff.join(rel);
-        if let Some(parent) = path.parent() {
-            if !parent.exists() {
-                fs::create_dir_all(parent)?;
-                fs::set_permissions(parent, fs::Permissions::from_mode(0o755))?;
-                chown(parent)?;
-            }
+        if let Some(parent) = path.parent()
+            && !parent.exists()
+        {
+            fs::create_dir_all(parent)?;
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o755))?;
+            chown(parent)?;
         }
         match kind {
             "dir" => {

@@ -65,17 +65,17 @@ impl Store {
                 message: "image has dependent child images".into(),
             });
         }
-        if m.running {
-            if let Some(u) = uses.iter().find(|u| u.running && u.image_id == id) {
-                return Some(Conflict {
-                    hard: true,
-                    used: true,
-                    message: format!(
-                        "image is being used by running container {}",
-                        short(&u.container_id)
-                    ),
-                });
-            }
+        if m.running
+            && let Some(u) = uses.iter().find(|u| u.running && u.image_id == id)
+        {
+            return Some(Conflict {
+                hard: true,
+                used: true,
+                message: format!(
+                    "image is being used by running container {}",
+                    short(&u.container_id)
+                ),
+            });
         }
         if m.refs && !self.references(id).is_empty() {
             return Some(Conflict {
@@ -84,17 +84,17 @@ impl Store {
                 message: "image is referenced in multiple repositories".into(),
             });
         }
-        if m.stopped {
-            if let Some(u) = uses.iter().find(|u| !u.running && u.image_id == id) {
-                return Some(Conflict {
-                    hard: false,
-                    used: true,
-                    message: format!(
-                        "image is being used by stopped container {}",
-                        short(&u.container_id)
-                    ),
-                });
-            }
+        if m.stopped
+            && let Some(u) = uses.iter().find(|u| !u.running && u.image_id == id)
+        {
+            return Some(Conflict {
+                hard: false,
+                used: true,
+                message: format!(
+                    "image is being used by stopped container {}",
+                    short(&u.container_id)
+                ),
+            });
         }
         None
     }
@@ -115,14 +115,12 @@ impl Store {
         let mut repo_refs = self.references(&id);
         let mut removed_repository_ref = false;
         if !crate::store::is_id_prefix_of(&id, image_ref) {
-            if !force {
-                if let Some(u) = uses.iter().find(|u| u.image_id == id) {
-                    return Err(StoreError::Conflict(format!(
-                        "conflict: unable to remove repository reference {image_ref:?} (must force) - container {} is using its referenced image {}",
-                        short(&u.container_id),
-                        short(&id)
-                    )));
-                }
+            if !force && let Some(u) = uses.iter().find(|u| u.image_id == id) {
+                return Err(StoreError::Conflict(format!(
+                    "conflict: unable to remove repository reference {image_ref:?} (must force) - container {} is using its referenced image {}",
+                    short(&u.container_id),
+                    short(&id)
+                )));
             }
             let parsed = lookup_form(reference::parse_normalized(image_ref)?);
             self.remove_ref(&parsed)?;

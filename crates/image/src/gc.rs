@@ -146,14 +146,14 @@ pub(crate) fn sweep(store: &Store) -> Result<Vec<StoreWarning>, StoreError> {
                 if let Some(i) = rec.init_id {
                     live_cache.insert(i);
                 }
-                if let Some(p) = rec.parent {
-                    if let Err(e) = mark(&p, &mut referenced) {
-                        warn(
-                            &mut warnings,
-                            &cid,
-                            format!("container depends on a missing layer: {e}"),
-                        );
-                    }
+                if let Some(p) = rec.parent
+                    && let Err(e) = mark(&p, &mut referenced)
+                {
+                    warn(
+                        &mut warnings,
+                        &cid,
+                        format!("container depends on a missing layer: {e}"),
+                    );
                 }
             }
         }
@@ -165,17 +165,15 @@ pub(crate) fn sweep(store: &Store) -> Result<Vec<StoreWarning>, StoreError> {
         if referenced.contains(&chain) {
             continue;
         }
-        match store.layers.get(&chain) {
-            Ok(_) => {
-                if let Err(e) = store.layers.remove(&chain) {
-                    warn(
-                        &mut warnings,
-                        &chain,
-                        format!("cannot remove unused layer: {e}"),
-                    );
-                }
-            }
-            Err(_) => {} // reported above; keep for inspection
+        // Broken layers were reported above and stay for inspection.
+        if good_layers.contains(&chain)
+            && let Err(e) = store.layers.remove(&chain)
+        {
+            warn(
+                &mut warnings,
+                &chain,
+                format!("cannot remove unused layer: {e}"),
+            );
         }
     }
     for chain in store.layers.list()? {

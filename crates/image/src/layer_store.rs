@@ -276,13 +276,13 @@ impl LayerStore {
             source,
         })?;
         outcome.compressed_digest = raw.digest();
-        if let Some(exp) = expected_diff_id {
-            if exp != outcome.diff_id {
-                return Err(LayerError::DiffIdMismatch {
-                    expected: exp.to_string(),
-                    got: outcome.diff_id,
-                });
-            }
+        if let Some(exp) = expected_diff_id
+            && exp != outcome.diff_id
+        {
+            return Err(LayerError::DiffIdMismatch {
+                expected: exp.to_string(),
+                got: outcome.diff_id,
+            });
         }
         let chain_id = ids::chain_id(parent, &outcome.diff_id);
         if self.sync {

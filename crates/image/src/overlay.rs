@@ -201,10 +201,9 @@ pub fn is_mountpoint(path: &Path) -> bool {
         path,
         AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
         StatxFlags::BASIC_STATS,
-    ) {
-        if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
-            return st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
-        }
+    ) && st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+    {
+        return st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
     }
     let parent = path.parent().unwrap_or(Path::new("/"));
     match (rustix::fs::lstat(path), rustix::fs::stat(parent)) {

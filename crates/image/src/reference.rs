@@ -89,10 +89,11 @@ impl Reference {
     /// The short name Docker prints (`busybox`, `user/img`, `localhost:5000/a`).
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            if let Some(rest) = self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
-                if !rest.contains('/') && !rest.is_empty() {
-                    return rest.to_string();
-                }
+            if let Some(rest) = self.path.strip_prefix(OFFICIAL_REPO_PREFIX)
+                && !rest.contains('/')
+                && !rest.is_empty()
+            {
+                return rest.to_string();
             }
             return self.path.clone();
         }
@@ -247,20 +248,20 @@ fn match_reference(s: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    if let Some(d) = digest {
-        if !looks_like_digest(d) {
-            return None;
-        }
+    if let Some(d) = digest
+        && !looks_like_digest(d)
+    {
+        return None;
     }
     // A tag follows the last ':' unless a '/' comes after it (then it was a port).
     let (name, tag) = match rest.rfind(':') {
         Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
         _ => (rest, None),
     };
-    if let Some(t) = tag {
-        if !is_tag(t) {
-            return None;
-        }
+    if let Some(t) = tag
+        && !is_tag(t)
+    {
+        return None;
     }
     if !is_name(name) {
         return None;
@@ -322,10 +323,10 @@ fn is_domain(s: &str) -> bool {
             None => (s, None),
         }
     };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return false;
     }
     host.split('.').all(is_domain_component)
 }

@@ -213,10 +213,10 @@ impl Store {
             }
             AnyReference::Named(r) => {
                 let r = lookup_form(r);
-                if let Some(id) = lock(&self.refs).get(&r) {
-                    if self.images.exists(id) {
-                        return Ok(id.to_string());
-                    }
+                if let Some(id) = lock(&self.refs).get(&r)
+                    && self.images.exists(id)
+                {
+                    return Ok(id.to_string());
                 }
                 if let Some(id) = self.search_id_prefix(s)? {
                     return Ok(id);
@@ -386,12 +386,12 @@ impl Store {
         parent: Option<&str>,
     ) -> Result<String, StoreError> {
         let view = ImageConfigView::parse(config).map_err(ImageDbError::from)?;
-        if let Some(top) = view.top_chain_id() {
-            if !self.layers.exists(&top) {
-                return Err(StoreError::Invalid(format!(
-                    "image config references layer {top} which is not present"
-                )));
-            }
+        if let Some(top) = view.top_chain_id()
+            && !self.layers.exists(&top)
+        {
+            return Err(StoreError::Invalid(format!(
+                "image config references layer {top} which is not present"
+            )));
         }
         let (id, _) = self.images.put(config)?;
         if let Some(p) = parent {

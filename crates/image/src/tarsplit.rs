@@ -463,10 +463,11 @@ pub fn reassemble<W: Write>(
                     out.write_all(&buf[..n]).map_err(TarSplitError::Write)?;
                     left -= n as u64;
                 }
-                if let Some(p) = e.payload.as_deref().and_then(b64_decode) {
-                    if p.len() == 8 && p != crc.to_be_bytes() {
-                        return Err(mismatch());
-                    }
+                if let Some(p) = e.payload.as_deref().and_then(b64_decode)
+                    && p.len() == 8
+                    && p != crc.to_be_bytes()
+                {
+                    return Err(mismatch());
                 }
             }
             _ => {}

@@ -1,5 +1,6 @@
 //! Container layers on the busybox image: init layer content, overlay mount, changes,
 //! export, commit. Mounting tests run in a child process in its own mount namespace.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 mod store_common;
 

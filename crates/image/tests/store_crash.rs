@@ -2,6 +2,7 @@
 //! deleting the image) is SIGKILLed at random points, ≥ 50 times. After every kill,
 //! `Store::open` must report nothing broken, the image must be either absent or fully
 //! mountable, and no unreferenced driver dir, temporary or dangling short link may remain.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 mod store_common;
 

@@ -1,4 +1,5 @@
 //! Loading the busybox `docker save` fixture lays out Docker's overlay2 files.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 mod store_common;
 

@@ -1,6 +1,7 @@
 //! Multi-layer images: whiteouts, opaque dirs, hardlinks, symlinks, xattrs and ownership
 //! survive load → mount → export; save reproduces the layer tars byte for byte; deep
 //! stacks mount beyond the mount(2) option-size limit.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 mod store_common;
 

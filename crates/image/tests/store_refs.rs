@@ -1,4 +1,5 @@
 //! References, shared layers, rmi/prune semantics and import.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 mod store_common;
 

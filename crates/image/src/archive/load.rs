@@ -212,11 +212,11 @@ fn oci_plans(root: &File) -> Result<Vec<Plan>, StoreError> {
             .cloned()
             .or_else(|| ann.get("org.opencontainers.image.ref.name").cloned());
         let manifest = resolve_manifest(root, desc.digest().to_string(), 0)?;
-        let config = read_in(root, &blob_path(&manifest.config().digest().to_string())?)?;
+        let config = read_in(root, &blob_path(manifest.config().digest().as_ref())?)?;
         let layers = manifest
             .layers()
             .iter()
-            .map(|l| blob_path(&l.digest().to_string()))
+            .map(|l| blob_path(l.digest().as_ref()))
             .collect::<Result<_, _>>()?;
         let tags = match tag {
             // A bare tag (`latest`) names no repository: Docker ignores it.

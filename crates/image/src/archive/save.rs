@@ -129,13 +129,13 @@ impl Store {
                     .map_err(werr)?;
             }
             for t in tags {
-                if let Ok(r) = reference::parse_normalized(t) {
-                    if let (Some(tag), Some(top)) = (r.tag(), parent_dir.as_ref()) {
-                        repositories
-                            .entry(r.familiar_name())
-                            .or_default()
-                            .insert(tag.to_string(), top.clone());
-                    }
+                if let Ok(r) = reference::parse_normalized(t)
+                    && let (Some(tag), Some(top)) = (r.tag(), parent_dir.as_ref())
+                {
+                    repositories
+                        .entry(r.familiar_name())
+                        .or_default()
+                        .insert(tag.to_string(), top.clone());
                 }
             }
             manifest.push(serde_json::json!({

@@ -2,6 +2,7 @@
 //! tests that mount (own mount namespace, so the harness never sees the mounts), and a
 //! metadata snapshot of a tree for comparisons.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -229,7 +230,7 @@ impl LayerBuilder {
         self
     }
     pub fn file_xattr(mut self, path: &str, key: &str, value: &[u8], data: &[u8]) -> Self {
-        let pax = vec![(format!("SCHILY.xattr.{key}"), value.to_vec())];
+        let pax = [(format!("SCHILY.xattr.{key}"), value.to_vec())];
         self.b
             .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
             .unwrap();
