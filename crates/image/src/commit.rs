@@ -71,8 +71,10 @@ impl Store {
                     std::io::Error::other("export thread panicked"),
                 ))
             });
+            // The extraction's error is the cause; the exporter's is then just a broken pipe.
+            let layer = layer?;
             exported?;
-            layer
+            Ok::<_, StoreError>(layer)
         })?;
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let mut cfg = base;

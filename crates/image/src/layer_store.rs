@@ -113,6 +113,23 @@ pub struct LayerInfo {
     pub size: u64,
 }
 
+/// A layer extracted but not yet committed (see [`LayerStore::extract`]).
+#[derive(Debug)]
+pub struct Extracted {
+    tmp: PathBuf,
+    cache_id: String,
+    outcome: apply::ApplyOutcome,
+    tar_split: Vec<u8>,
+    guard: TempDirGuard,
+}
+
+impl Extracted {
+    /// Diff id of the extracted content.
+    pub fn diff_id(&self) -> &str {
+        &self.outcome.diff_id
+    }
+}
+
 /// Result of [`LayerStore::register`].
 #[derive(Debug, Clone)]
 pub struct Registered {
@@ -239,13 +256,19 @@ impl LayerStore {
         parent: Option<&str>,
         expected_diff_id: Option<&str>,
     ) -> Result<Registered, LayerError> {
-        let parent_info = match parent {
-            Some(p) => Some(
-                self.get(p)
-                    .map_err(|_| LayerError::MissingParent(p.to_string()))?,
-            ),
-            None => None,
-        };
+        if let Some(p) = parent
+            && !self.exists(p)
+        {
+            return Err(LayerError::MissingParent(p.to_string()));
+        }
+        let ex = self.extract(reader)?;
+        self.commit(ex, parent, expected_diff_id)
+    }
+
+    /// First half of [`register`](Self::register): extract into a temporary driver dir
+    /// (independent of any parent: overlay layers are plain directories) and record the
+    /// digests and tar-split. Dropping the result removes the extraction.
+    pub fn extract<R: Read>(&self, reader: R) -> Result<Extracted, LayerError> {
         let cache_id = ids::random_id();
         let final_dir = self.layout.cache_dir(&cache_id);
         let tmp = atomic::tmp_path_for(&final_dir);
@@ -276,6 +299,31 @@ impl LayerStore {
             source,
         })?;
         outcome.compressed_digest = raw.digest();
+        Ok(Extracted {
+            tmp,
+            cache_id,
+            outcome,
+            tar_split,
+            guard,
+        })
+    }
+
+    /// Second half of [`register`](Self::register): verify the diff id, then commit the
+    /// extraction as the layer above `parent` (or discard it when that chain id exists).
+    pub fn commit(
+        &self,
+        ex: Extracted,
+        parent: Option<&str>,
+        expected_diff_id: Option<&str>,
+    ) -> Result<Registered, LayerError> {
+        let Extracted {
+            tmp,
+            cache_id,
+            outcome,
+            tar_split,
+            guard,
+        } = ex;
+        let final_dir = self.layout.cache_dir(&cache_id);
         if let Some(exp) = expected_diff_id
             && exp != outcome.diff_id
         {
@@ -284,6 +332,13 @@ impl LayerStore {
                 got: outcome.diff_id,
             });
         }
+        let parent_info = match parent {
+            Some(p) => Some(
+                self.get(p)
+                    .map_err(|_| LayerError::MissingParent(p.to_string()))?,
+            ),
+            None => None,
+        };
         let chain_id = ids::chain_id(parent, &outcome.diff_id);
         if self.sync {
             sync_fs(&tmp)?;
@@ -463,6 +518,7 @@ fn sync_fs(dir: &Path) -> Result<(), LayerError> {
 }
 
 /// Removes a temporary dir on drop unless disarmed (error paths clean up after themselves).
+#[derive(Debug)]
 pub(crate) struct TempDirGuard(pub(crate) Option<PathBuf>);
 
 impl TempDirGuard {

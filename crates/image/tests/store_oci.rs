@@ -125,3 +125,60 @@ fn load_gzip_archive_and_compressed_layer() {
         "invalid manifest, layers length mismatch: expected 1, got 0"
     );
 }
+
+#[test]
+fn load_follows_symlinked_layer_and_refuses_missing_layer() {
+    // Older `docker save` writes a layer shared by two positions once and symlinks the other.
+    let l = LayerBuilder::new().file("same", 0o644, b"s").build();
+    let diff = ids::sha256_digest(&l);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff, diff]},
+    }))
+    .unwrap();
+    let manifest = |layers: serde_json::Value| {
+        serde_json::to_vec(
+            &serde_json::json!([{"Config": "c.json", "RepoTags": ["twice:1"], "Layers": layers}]),
+        )
+        .unwrap()
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    add(&mut b, "a/layer.tar", &l);
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "b/layer.tar", "../a/layer.tar")
+        .unwrap();
+    add(&mut b, "c.json", &config);
+    add(
+        &mut b,
+        "manifest.json",
+        &manifest(serde_json::json!(["a/layer.tar", "b/layer.tar"])),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open_store(tmp.path());
+    let id = store.load(&b.into_inner().unwrap()[..]).unwrap()[0]
+        .id
+        .clone();
+    assert_eq!(store.image_layers(&id).unwrap().len(), 2);
+    assert_eq!(cache_dirs(tmp.path()).len(), 2);
+
+    // A symlink pointing outside the archive resolves to nothing, not to a host file.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "x/layer.tar", "/etc/passwd").unwrap();
+    add(&mut b, "c.json", &config);
+    add(
+        &mut b,
+        "manifest.json",
+        &manifest(serde_json::json!(["x/layer.tar", "x/layer.tar"])),
+    );
+    let other = tempfile::tempdir().unwrap();
+    let err = open_store(other.path())
+        .load(&b.into_inner().unwrap()[..])
+        .unwrap_err();
+    assert!(err.to_string().contains("is missing"), "{err}");
+    assert!(cache_dirs(other.path()).is_empty());
+}

@@ -2,23 +2,22 @@
 //! or compressed) or an OCI image layout (oci-layout, index.json, blobs/sha256), register its
 //! layers and images and apply its tags.
 //!
-//! The archive is spooled into a private dir under `<root>/tmp` (the entries come in any
-//! order and manifest.json may be last); every file is then opened with
-//! `openat2(RESOLVE_IN_ROOT)` so a symlink in a hostile archive cannot point outside it.
-//! Layers whose chain id is present already are not extracted again.
+//! One streaming pass, no spool copy: JSON entries (they start with `{` or `[`) are kept in
+//! memory (capped), every other entry is extracted as a layer candidate straight into a
+//! temporary driver dir while it streams by. Overlay layers are independent directories, so
+//! extraction needs no parent; once manifest.json (often the last entry) is read, the
+//! extractions are committed bottom-up against the config's diff ids, and the ones nothing
+//! references are dropped. Entry names are only ever map keys, never filesystem paths.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::io::{self, BufRead, Read};
 
 use oci_spec::image::{ImageIndex, ImageManifest};
-use rustix::fs::{Mode, OFlags, ResolveFlags};
 use serde::Deserialize;
 
-use crate::atomic;
 use crate::config::ImageConfigView;
 use crate::ids;
-use crate::layer_store::TempDirGuard;
+use crate::layer_store::{Extracted, LayerInfo};
 use crate::reference;
 use crate::store::{Store, StoreError};
 
@@ -70,63 +69,148 @@ struct Plan {
     tags: Vec<String>,
 }
 
+/// Largest JSON entry kept in memory, and all of them together.
+const JSON_MAX: u64 = 16 << 20;
+const JSON_TOTAL_MAX: u64 = 64 << 20;
+
 fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
-/// Open `rel` inside `root` without ever leaving it.
-fn open_in(root: &File, rel: &str) -> Result<File, StoreError> {
-    let fd = rustix::fs::openat2(
-        root,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(|e| StoreError::io(format!("opening {rel:?} in the archive"), e.into()))?;
-    Ok(File::from(fd))
+/// Everything the archive held, indexed by normalised entry name.
+#[derive(Default)]
+struct Contents {
+    json: HashMap<String, Vec<u8>>,
+    layers: HashMap<String, Extracted>,
+    /// Entries that failed to extract as a layer (only an error if a manifest names them).
+    failed: HashMap<String, String>,
+    /// Layers already committed from an extraction, by entry name.
+    committed: HashMap<String, LayerInfo>,
+    /// Symlink and hardlink entries: name → normalised target name.
+    links: HashMap<String, String>,
 }
 
-fn read_in(root: &File, rel: &str) -> Result<Vec<u8>, StoreError> {
-    let mut f = open_in(root, rel)?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)
-        .map_err(|e| StoreError::io(format!("reading {rel:?} in the archive"), e))?;
-    Ok(buf)
+impl Contents {
+    fn resolve(&self, name: &str) -> String {
+        let mut cur = normalize(name);
+        for _ in 0..16 {
+            match self.links.get(&cur) {
+                Some(t) => cur = t.clone(),
+                None => break,
+            }
+        }
+        cur
+    }
+    fn json(&self, name: &str) -> Result<&[u8], StoreError> {
+        let n = self.resolve(name);
+        self.json
+            .get(&n)
+            .map(Vec::as_slice)
+            .ok_or_else(|| invalid(format!("invalid archive: {name:?} is missing or not JSON")))
+    }
 }
 
-fn exists_in(root: &File, rel: &str) -> bool {
-    open_in(root, rel).is_ok()
+/// Lexically clean an archive name (`./a//b/../c` → `a/c`), never above the root.
+fn normalize(name: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in name.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
 }
 
 impl Store {
-    /// `docker load` from a tar stream (uncompressed; `docker load` accepts gzip too, so a
-    /// compressed archive is decompressed transparently).
+    /// `docker load` from a tar stream (the archive itself may be gzip or zstd compressed).
     pub fn load<R: Read>(&self, reader: R) -> Result<Vec<LoadedImage>, StoreError> {
-        let spool = atomic::tmp_path_for(&self.layout.tmp_dir().join("load"));
-        let _guard = TempDirGuard(Some(spool.clone()));
-        std::fs::create_dir_all(&spool)
-            .map_err(|e| StoreError::io(format!("creating {}", spool.display()), e))?;
-        unpack(reader, &spool)?;
-        let root = File::open(&spool)
-            .map_err(|e| StoreError::io(format!("opening {}", spool.display()), e))?;
-        let plans = if exists_in(&root, "manifest.json") {
-            docker_plans(&root)?
-        } else if exists_in(&root, "index.json") {
-            oci_plans(&root)?
+        let contents = self.read_archive(reader)?;
+        let plans = if contents.json.contains_key("manifest.json") {
+            docker_plans(&contents)?
+        } else if contents.json.contains_key("index.json") {
+            oci_plans(&contents)?
         } else {
             return Err(invalid(
                 "invalid archive: no manifest.json (docker save) or index.json (OCI layout)",
             ));
         };
+        let mut contents = contents;
         let mut out = Vec::new();
         for p in plans {
-            out.push(self.load_one(&root, p)?);
+            out.push(self.load_one(&mut contents, p)?);
         }
         Ok(out)
     }
 
-    fn load_one(&self, root: &File, plan: Plan) -> Result<LoadedImage, StoreError> {
+    fn read_archive<R: Read>(&self, reader: R) -> Result<Contents, StoreError> {
+        let mut c = Contents::default();
+        let mut json_total = 0u64;
+        let mut ar = tar::Archive::new(decompressed(reader)?);
+        let entries = ar
+            .entries()
+            .map_err(|e| StoreError::io("reading the archive", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("reading the archive", e))?;
+            let kind = entry.header().entry_type();
+            let name = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                let resolved = if kind.is_symlink() && !target.starts_with('/') {
+                    let dir = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                    normalize(&format!("{dir}/{target}"))
+                } else {
+                    normalize(&target)
+                };
+                c.links.insert(name, resolved);
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            let size = entry.size();
+            let mut br = io::BufReader::with_capacity(1 << 20, entry);
+            let head = br
+                .fill_buf()
+                .map_err(|e| StoreError::io(format!("reading {name:?} from the archive"), e))?;
+            let is_json = head
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'{' || *b == b'[');
+            if is_json {
+                json_total += size;
+                if size > JSON_MAX || json_total > JSON_TOTAL_MAX {
+                    return Err(invalid(format!("invalid archive: {name:?} is too large")));
+                }
+                let mut buf = Vec::with_capacity(size as usize);
+                br.read_to_end(&mut buf)
+                    .map_err(|e| StoreError::io(format!("reading {name:?} from the archive"), e))?;
+                c.json.insert(name, buf);
+            } else {
+                match self.layers.extract(&mut br) {
+                    Ok(ex) => {
+                        c.layers.insert(name, ex);
+                    }
+                    Err(e) => {
+                        // Not a layer (VERSION files...) or a broken one: drain the entry and
+                        // remember why, in case a manifest names it.
+                        io::copy(&mut br, &mut io::sink())
+                            .map_err(|e| StoreError::io("reading the archive", e))?;
+                        c.failed.insert(name, e.to_string());
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn load_one(&self, c: &mut Contents, plan: Plan) -> Result<LoadedImage, StoreError> {
         let cfg = ImageConfigView::parse(&plan.config)
             .map_err(|e| invalid(format!("invalid image config: {e}")))?;
         let diff_ids = &cfg.rootfs.diff_ids;
@@ -142,15 +226,28 @@ impl Store {
             let mut parent: Option<String> = None;
             for (diff_id, path) in diff_ids.iter().zip(&plan.layers) {
                 let chain = ids::chain_id(parent.as_deref(), diff_id);
+                let name = c.resolve(path);
                 let layer = if self.layers.exists(&chain) {
                     self.layers.get(&chain)?
+                } else if let Some(ex) = c.layers.remove(&name) {
+                    let l = self
+                        .layers
+                        .commit(ex, parent.as_deref(), Some(diff_id))?
+                        .layer;
+                    c.committed.insert(name, l.clone());
+                    l
+                } else if let Some(done) = c.committed.get(&name) {
+                    // The same blob at a second position (other parent): its extraction was
+                    // used, so replay the exact tar from the committed layer.
+                    self.replay_layer(done, parent.as_deref(), diff_id)?
+                } else if let Some(bytes) = c.json.get(&name) {
+                    self.add_layer(&bytes[..], parent.as_deref(), Some(diff_id))?
+                } else if let Some(err) = c.failed.get(&name) {
+                    return Err(invalid(format!("invalid layer {path:?}: {err}")));
                 } else {
-                    let f = open_in(root, path)?;
-                    self.add_layer(
-                        io::BufReader::with_capacity(1 << 20, f),
-                        parent.as_deref(),
-                        Some(diff_id),
-                    )?
+                    return Err(invalid(format!(
+                        "invalid archive: layer {path:?} is missing"
+                    )));
                 };
                 parent = Some(layer.chain_id);
             }
@@ -176,14 +273,41 @@ impl Store {
     }
 }
 
-fn docker_plans(root: &File) -> Result<Vec<Plan>, StoreError> {
-    let entries: Vec<ManifestEntry> = serde_json::from_slice(&read_in(root, "manifest.json")?)
+impl Store {
+    fn replay_layer(
+        &self,
+        src: &LayerInfo,
+        parent: Option<&str>,
+        diff_id: &str,
+    ) -> Result<LayerInfo, StoreError> {
+        let (reader, writer) =
+            std::io::pipe().map_err(|e| StoreError::io("creating the replay pipe", e))?;
+        std::thread::scope(|s| {
+            let feeder = s.spawn(move || {
+                let mut w = io::BufWriter::with_capacity(1 << 20, writer);
+                self.layers.tar_stream(src, &mut w)?;
+                io::Write::flush(&mut w).map_err(|e| StoreError::io("replaying a layer", e))
+            });
+            let layer = self.add_layer(io::BufReader::new(reader), parent, Some(diff_id));
+            feeder.join().unwrap_or_else(|_| {
+                Err(StoreError::io(
+                    "replaying a layer",
+                    io::Error::other("thread panicked"),
+                ))
+            })?;
+            layer
+        })
+    }
+}
+
+fn docker_plans(c: &Contents) -> Result<Vec<Plan>, StoreError> {
+    let entries: Vec<ManifestEntry> = serde_json::from_slice(c.json("manifest.json")?)
         .map_err(|e| invalid(format!("invalid manifest.json: {e}")))?;
     entries
         .into_iter()
         .map(|e| {
             Ok(Plan {
-                config: read_in(root, &e.config)?,
+                config: c.json(&e.config)?.to_vec(),
                 layers: e.layers,
                 tags: e.repo_tags.unwrap_or_default(),
             })
@@ -201,8 +325,8 @@ fn blob_path(digest: &str) -> Result<String, StoreError> {
     Ok(format!("blobs/{alg}/{hex}"))
 }
 
-fn oci_plans(root: &File) -> Result<Vec<Plan>, StoreError> {
-    let index: ImageIndex = serde_json::from_slice(&read_in(root, "index.json")?)
+fn oci_plans(c: &Contents) -> Result<Vec<Plan>, StoreError> {
+    let index: ImageIndex = serde_json::from_slice(c.json("index.json")?)
         .map_err(|e| invalid(format!("invalid index.json: {e}")))?;
     let mut plans = Vec::new();
     for desc in index.manifests() {
@@ -211,8 +335,10 @@ fn oci_plans(root: &File) -> Result<Vec<Plan>, StoreError> {
             .get("io.containerd.image.name")
             .cloned()
             .or_else(|| ann.get("org.opencontainers.image.ref.name").cloned());
-        let manifest = resolve_manifest(root, desc.digest().to_string(), 0)?;
-        let config = read_in(root, &blob_path(manifest.config().digest().as_ref())?)?;
+        let manifest = resolve_manifest(c, desc.digest().as_ref(), 0)?;
+        let config = c
+            .json(&blob_path(manifest.config().digest().as_ref())?)?
+            .to_vec();
         let layers = manifest
             .layers()
             .iter()
@@ -234,13 +360,12 @@ fn oci_plans(root: &File) -> Result<Vec<Plan>, StoreError> {
     Ok(plans)
 }
 
-/// Follow nested indexes down to the manifest for linux/amd64 (or the only/first one).
-fn resolve_manifest(root: &File, digest: String, depth: u32) -> Result<ImageManifest, StoreError> {
+/// Follow nested indexes down to the manifest for linux/<host arch> (or the first one).
+fn resolve_manifest(c: &Contents, digest: &str, depth: u32) -> Result<ImageManifest, StoreError> {
     if depth > 4 {
         return Err(invalid("OCI index nesting too deep"));
     }
-    let bytes = read_in(root, &blob_path(&digest)?)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
+    let v: serde_json::Value = serde_json::from_slice(c.json(&blob_path(digest)?)?)
         .map_err(|e| invalid(format!("invalid blob {digest}: {e}")))?;
     if v.get("manifests").is_some() {
         let idx: ImageIndex = serde_json::from_value(v)
@@ -255,7 +380,7 @@ fn resolve_manifest(root: &File, digest: String, depth: u32) -> Result<ImageMani
             })
             .or_else(|| idx.manifests().first())
             .ok_or_else(|| invalid(format!("index {digest} lists no manifests")))?;
-        return resolve_manifest(root, pick.digest().to_string(), depth + 1);
+        return resolve_manifest(c, pick.digest().as_ref(), depth + 1);
     }
     serde_json::from_value(v).map_err(|e| invalid(format!("invalid manifest {digest}: {e}")))
 }
@@ -270,16 +395,16 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-/// Spool the archive's regular files, dirs and symlinks into `dest` (decompressing a
-/// gzip/zstd archive). The tar crate refuses entries that would land outside `dest`.
-fn unpack<R: Read>(reader: R, dest: &Path) -> Result<(), StoreError> {
+/// The archive's tar stream, decompressing a gzip or zstd archive.
+fn decompressed<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + 'a>, StoreError> {
     let mut br = io::BufReader::with_capacity(1 << 20, reader);
-    let magic = {
-        let buf =
-            io::BufRead::fill_buf(&mut br).map_err(|e| StoreError::io("reading the archive", e))?;
-        buf.get(..4).map(<[u8]>::to_vec).unwrap_or_default()
-    };
-    let inner: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+    let magic = br
+        .fill_buf()
+        .map_err(|e| StoreError::io("reading the archive", e))?
+        .get(..4)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(br))
     } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
         Box::new(
@@ -288,27 +413,5 @@ fn unpack<R: Read>(reader: R, dest: &Path) -> Result<(), StoreError> {
         )
     } else {
         Box::new(br)
-    };
-    let mut ar = tar::Archive::new(inner);
-    ar.set_preserve_permissions(false);
-    ar.set_unpack_xattrs(false);
-    ar.set_overwrite(true);
-    let entries = ar
-        .entries()
-        .map_err(|e| StoreError::io("reading the archive", e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| StoreError::io("reading the archive", e))?;
-        let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
-            continue;
-        }
-        let path: PathBuf = entry
-            .path()
-            .map_err(|e| StoreError::io("reading an archive entry name", e))?
-            .into_owned();
-        entry.unpack_in(dest).map_err(|e| {
-            StoreError::io(format!("unpacking {} from the archive", path.display()), e)
-        })?;
-    }
-    Ok(())
+    })
 }
