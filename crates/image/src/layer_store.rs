@@ -280,25 +280,53 @@ impl LayerStore {
         let opts = ApplyOptions {
             preserve_owner: rustix::process::geteuid().is_root(),
         };
-        let mut raw = HashingReader::new(reader);
-        let (mut outcome, tar_split) = {
-            let plain = decompress(&mut raw).map_err(|source| LayerError::Decompress {
-                path: tmp.clone(),
-                source,
-            })?;
-            let mut rec = tarsplit::Recorder::new(plain);
-            let outcome = apply::apply_layer(&mut rec, &tmp.join("diff"), &opts)?;
-            let ts = rec.finish().map_err(|source| LayerError::TarSplit {
-                path: tmp.clone(),
-                source,
-            })?;
-            (outcome, ts)
+        let mut br = io::BufReader::with_capacity(256 * 1024, reader);
+        let compressed = match br.fill_buf() {
+            Ok(head) => compression_of(head),
+            Err(source) => {
+                return Err(LayerError::Decompress {
+                    path: tmp.clone(),
+                    source,
+                });
+            }
         };
-        io::copy(&mut raw, &mut io::sink()).map_err(|source| LayerError::TarSplit {
+        let decompress_err = |source| LayerError::Decompress {
             path: tmp.clone(),
             source,
-        })?;
-        outcome.compressed_digest = raw.digest();
+        };
+        let tar_split_err = |source| LayerError::TarSplit {
+            path: tmp.clone(),
+            source,
+        };
+        let diff = tmp.join("diff");
+        let (outcome, tar_split) = match compressed {
+            // Plain tar: the blob digest is the diff id; hash it once (apply does).
+            None => {
+                let mut rec = tarsplit::Recorder::new(br);
+                let outcome = apply::apply_layer(&mut rec, &diff, &opts)?;
+                let ts = rec.finish().map_err(tar_split_err)?;
+                let mut outcome = outcome;
+                outcome.compressed_digest = outcome.diff_id.clone();
+                (outcome, ts)
+            }
+            Some(kind) => {
+                let mut raw = HashingReader::new(br);
+                let (mut outcome, ts) = {
+                    let plain: Box<dyn Read> = match kind {
+                        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut raw)),
+                        Compression::Zstd => Box::new(
+                            zstd::stream::read::Decoder::new(&mut raw).map_err(decompress_err)?,
+                        ),
+                    };
+                    let mut rec = tarsplit::Recorder::new(plain);
+                    let outcome = apply::apply_layer(&mut rec, &diff, &opts)?;
+                    (outcome, rec.finish().map_err(tar_split_err)?)
+                };
+                io::copy(&mut raw, &mut io::sink()).map_err(tar_split_err)?;
+                outcome.compressed_digest = raw.digest();
+                (outcome, ts)
+            }
+        };
         Ok(Extracted {
             tmp,
             cache_id,
@@ -564,19 +592,18 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The plain tar stream of a layer blob (gzip and zstd detected by magic bytes).
-fn decompress<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 'a>> {
-    let mut br = io::BufReader::with_capacity(256 * 1024, r);
-    let magic = br
-        .fill_buf()?
-        .get(..4)
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default();
-    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(br))
-    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        Box::new(zstd::stream::read::Decoder::with_buffer(br)?)
+enum Compression {
+    Gzip,
+    Zstd,
+}
+
+/// Compression of a layer blob by its magic bytes (`None`: a plain tar).
+fn compression_of(head: &[u8]) -> Option<Compression> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Compression::Gzip)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
     } else {
-        Box::new(br)
-    })
+        None
+    }
 }

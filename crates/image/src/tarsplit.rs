@@ -58,12 +58,14 @@ fn is_zero(n: &u64) -> bool {
 
 // ---------------------------------------------------------------- crc64 (ISO) and base64
 
-fn crc64_table() -> &'static [u64; 256] {
-    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
+/// Slicing-by-8 tables for CRC-64/ISO (reflected, poly 0xD800000000000000): table 0 is the
+/// classic byte table, table k advances a byte k positions further.
+fn crc64_tables() -> &'static [[u64; 256]; 8] {
+    static TABLES: std::sync::OnceLock<[[u64; 256]; 8]> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
         const POLY: u64 = 0xD800_0000_0000_0000;
-        let mut t = [0u64; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
+        let mut t = [[0u64; 256]; 8];
+        for i in 0..256 {
             let mut crc = i as u64;
             for _ in 0..8 {
                 crc = if crc & 1 == 1 {
@@ -72,17 +74,37 @@ fn crc64_table() -> &'static [u64; 256] {
                     crc >> 1
                 };
             }
-            *slot = crc;
+            t[0][i] = crc;
+        }
+        for k in 1..8 {
+            for i in 0..256 {
+                let prev = t[k - 1][i];
+                t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            }
         }
         t
     })
 }
 
 fn crc64_update(crc: u64, data: &[u8]) -> u64 {
-    let t = crc64_table();
+    let t = crc64_tables();
     let mut c = !crc;
-    for &b in data {
-        c = t[usize::from((c as u8) ^ b)] ^ (c >> 8);
+    let mut chunks = data.chunks_exact(8);
+    for ch in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(ch);
+        c ^= u64::from_le_bytes(word);
+        c = t[7][(c & 0xff) as usize]
+            ^ t[6][((c >> 8) & 0xff) as usize]
+            ^ t[5][((c >> 16) & 0xff) as usize]
+            ^ t[4][((c >> 24) & 0xff) as usize]
+            ^ t[3][((c >> 32) & 0xff) as usize]
+            ^ t[2][((c >> 40) & 0xff) as usize]
+            ^ t[1][((c >> 48) & 0xff) as usize]
+            ^ t[0][(c >> 56) as usize];
+    }
+    for &b in chunks.remainder() {
+        c = t[0][usize::from((c as u8) ^ b)] ^ (c >> 8);
     }
     !c
 }
@@ -487,6 +509,14 @@ mod tests {
         assert_eq!(b64_decode("aGVsbG8=").unwrap(), b"hello");
         // Go: crc64.Checksum([]byte("hello"), crc64.MakeTable(crc64.ISO))
         assert_eq!(crc64_update(0, b"123456789"), 0xb909_56c7_75a4_1001);
+        // Slicing and byte-wise agree across chunk boundaries and incremental updates.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let whole = crc64_update(0, &data);
+        let mut inc = 0;
+        for part in data.chunks(13) {
+            inc = crc64_update(inc, part);
+        }
+        assert_eq!(whole, inc);
     }
 
     #[test]
