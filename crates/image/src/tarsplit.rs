@@ -65,7 +65,7 @@ fn crc64_tables() -> &'static [[u64; 256]; 8] {
     TABLES.get_or_init(|| {
         const POLY: u64 = 0xD800_0000_0000_0000;
         let mut t = [[0u64; 256]; 8];
-        for i in 0..256 {
+        for (i, slot) in t[0].iter_mut().enumerate() {
             let mut crc = i as u64;
             for _ in 0..8 {
                 crc = if crc & 1 == 1 {
@@ -74,7 +74,7 @@ fn crc64_tables() -> &'static [[u64; 256]; 8] {
                     crc >> 1
                 };
             }
-            t[0][i] = crc;
+            *slot = crc;
         }
         for k in 1..8 {
             for i in 0..256 {
