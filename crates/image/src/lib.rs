@@ -27,6 +27,7 @@ pub mod commit;
 pub mod config;
 pub mod container_layers;
 pub mod delete;
+pub mod distribution;
 mod gc;
 pub mod ids;
 pub mod image_store;

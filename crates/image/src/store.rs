@@ -510,6 +510,16 @@ impl Store {
         Ok(crate::apply::changes(&upper, &lowers)?)
     }
 
+    /// Write a layer's tar exactly as registered (digest = its diff id), for push.
+    pub fn layer_tar<W: std::io::Write>(
+        &self,
+        chain_id: &str,
+        out: &mut W,
+    ) -> Result<(), StoreError> {
+        let info = self.layers.get(chain_id)?;
+        Ok(self.layers.tar_stream(&info, out)?)
+    }
+
     /// Sum of the sizes of the layers of an image (Docker's image `Size`).
     pub fn image_size(&self, image_id: &str) -> Result<u64, StoreError> {
         Ok(self.image_layers(image_id)?.iter().map(|l| l.size).sum())
