@@ -16,7 +16,12 @@ fn pid1_and_hostname() {
 #[test]
 fn capabilities_match_the_spec() {
     let rt = Rt::new();
-    let caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID"];
+    let caps = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+    ];
     let b = rt.bundle("b", &["cat", "/proc/1/status"], |s| {
         s["process"]["capabilities"] = json!({
             "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps
@@ -50,7 +55,10 @@ fn seccomp_with_no_new_privs() {
     let out = run_ok(&rt, &b, "sc1");
     assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
     assert_eq!(status_field(&out, "NoNewPrivs"), Some("1"), "{out}");
-    assert!(out.contains("Operation not permitted\nblocked"), "mkdir blocked: {out}");
+    assert!(
+        out.contains("Operation not permitted\nblocked"),
+        "mkdir blocked: {out}"
+    );
 }
 
 #[test]
@@ -64,7 +72,10 @@ fn seccomp_without_no_new_privs() {
     let out = run_ok(&rt, &b, "sc0");
     assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
     assert_eq!(status_field(&out, "NoNewPrivs"), Some("0"), "{out}");
-    assert!(out.contains("Operation not permitted\nblocked"), "mkdir blocked: {out}");
+    assert!(
+        out.contains("Operation not permitted\nblocked"),
+        "mkdir blocked: {out}"
+    );
 }
 
 #[test]
@@ -138,14 +149,20 @@ fn user_namespace_maps() {
     let rt = Rt::new();
     let b = rt.bundle(
         "b",
-        &["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+        ],
         |s| {
             s["linux"]["namespaces"]
                 .as_array_mut()
                 .unwrap()
                 .push(json!({"type": "user"}));
-            s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
             // cgroup v1 cannot be mounted from a user namespace.
             let mounts = s["mounts"].as_array_mut().unwrap();
             mounts.retain(|m| m["type"] != "cgroup");

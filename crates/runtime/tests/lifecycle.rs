@@ -75,10 +75,7 @@ fn create_start_kill_delete() {
     assert!(st.get("owner").is_some());
     let pid = st["pid"].as_i64().unwrap();
     assert!(pid > 0);
-    assert_eq!(
-        std::fs::read_to_string(&pid_file).unwrap(),
-        pid.to_string()
-    );
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
     // The init waits, named after its stage.
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "berth:wait-star");
@@ -164,7 +161,11 @@ fn exec_into_running_container() {
     assert_eq!(out.status.code(), Some(7));
     // The exec'd process joined the container's cgroup.
     let out = rt.run(&["exec", &id, "cat", "/proc/self/cgroup"]);
-    assert!(stdout(&out).contains(&format!("/berth/{id}")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("/berth/{id}")),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -186,14 +187,18 @@ fn pause_resume_and_ps() {
         .find(|p| p.join("freezer.state").exists())
         .unwrap();
     assert_eq!(
-        std::fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(),
+        std::fs::read_to_string(freezer.join("freezer.state"))
+            .unwrap()
+            .trim(),
         "FROZEN"
     );
     assert!(!rt.run(&["pause", &id]).status.success(), "double pause");
     assert!(rt.run(&["resume", &id]).status.success());
     assert_eq!(rt.status(&id), "running");
     assert_eq!(
-        std::fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(),
+        std::fs::read_to_string(freezer.join("freezer.state"))
+            .unwrap()
+            .trim(),
         "THAWED"
     );
 }
@@ -260,9 +265,11 @@ fn spec_and_features() {
     std::fs::create_dir_all(&dir).unwrap();
     let out = rt.run(&["spec", "--bundle", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(v["process"]["args"], json!(["sh"]));
-    let parsed = berth_runtime::spec::parse(&dir.join("config.json"), &serde_json::to_vec(&v).unwrap());
+    let parsed =
+        berth_runtime::spec::parse(&dir.join("config.json"), &serde_json::to_vec(&v).unwrap());
     assert!(parsed.is_ok(), "{parsed:?}");
     let out = rt.run(&["spec", "--bundle", dir.to_str().unwrap()]);
     assert!(!out.status.success(), "refuses to overwrite");

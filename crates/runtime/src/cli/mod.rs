@@ -332,10 +332,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {
             let bytes = std::fs::read(p)
                 .map_err(|e| RuntimeError::io(format!("reading {}", p.display()), e))?;
             serde_json::from_slice::<oci_spec::runtime::Process>(&bytes).map_err(|e| {
-                RuntimeError::io(
-                    format!("parsing {}", p.display()),
-                    std::io::Error::other(e),
-                )
+                RuntimeError::io(format!("parsing {}", p.display()), std::io::Error::other(e))
             })?
         }
         None => {
@@ -344,11 +341,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {
                     "exec needs a command (or -p process.json)".into(),
                 ));
             }
-            let mut p = c
-                .spec()?
-                .process()
-                .clone()
-                .unwrap_or_default();
+            let mut p = c.spec()?.process().clone().unwrap_or_default();
             p.set_args(Some(a.args.clone()));
             p.set_terminal(Some(a.tty));
             p
@@ -435,7 +428,9 @@ mod tests {
     fn sealed_for_entering_commands() {
         let v = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
         assert!(needs_sealed_binary(&v(&["x", "--root", "/r", "run", "a"])));
-        assert!(!needs_sealed_binary(&v(&["x", "--root", "/r", "kill", "a"])));
+        assert!(!needs_sealed_binary(&v(&[
+            "x", "--root", "/r", "kill", "a"
+        ])));
         assert!(needs_sealed_binary(&v(&["x", "run", "a"])));
         assert!(needs_sealed_binary(&v(&["x", "exec", "a", "sh"])));
         assert!(!needs_sealed_binary(&v(&["x", "state", "a"])));

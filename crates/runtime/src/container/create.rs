@@ -76,8 +76,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     if terminal && opts.console_socket.is_none() {
         return Err(crate::console::ConsoleError::NoSocket.into());
     }
-    if spec.hostname().is_some() && !has_new_ns(spec, oci_spec::runtime::LinuxNamespaceType::Uts)
-    {
+    if spec.hostname().is_some() && !has_new_ns(spec, oci_spec::runtime::LinuxNamespaceType::Uts) {
         return Err(RuntimeError::Unsupported(
             "hostname is set but the spec has no new uts namespace".into(),
         ));
@@ -122,8 +121,8 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         Some(fd) => Some(PidForChildren::enter(fd)?),
         None => None,
     };
-    let forked = clone::fork_with_namespaces(plan.clone_flags)
-        .map_err(|e| RuntimeError::io("clone3", e))?;
+    let forked =
+        clone::fork_with_namespaces(plan.clone_flags).map_err(|e| RuntimeError::io("clone3", e))?;
     let Some(Child { pid, pidfd }) = forked else {
         drop(parent_ch);
         let cfg = InitConfig {
@@ -198,7 +197,10 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         Ok(())
     })();
     if let Err(e) = result {
-        // If the child failed first, its message is the real cause.
+        // Stop the child (it may be blocked waiting for us), then look for a message it sent
+        // before: if it failed first, that is the real cause.
+        // SAFETY: kill on our own, unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
         if let Ok(Some(Msg::Error(text))) = parent_ch.recv() {
             return Err(RuntimeError::Channel(
                 crate::process::channel::ChannelError::Peer(text),
@@ -214,11 +216,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     cleanup.child = None;
     cleanup.cgroup = None;
     cleanup.dir = None;
-    Ok(Container {
-        dir,
-        record,
-        pidfd,
-    })
+    Ok(Container { dir, record, pidfd })
 }
 
 fn has_new_ns(spec: &oci_spec::runtime::Spec, t: oci_spec::runtime::LinuxNamespaceType) -> bool {

@@ -68,6 +68,7 @@ fn wait_exit(fd: &std::os::fd::OwnedFd) {
         fd.as_fd(),
         nix::poll::PollFlags::POLLIN,
     )];
-    let timeout = nix::poll::PollTimeout::try_from(KILL_WAIT_MS).unwrap_or(nix::poll::PollTimeout::MAX);
+    let timeout =
+        nix::poll::PollTimeout::try_from(KILL_WAIT_MS).unwrap_or(nix::poll::PollTimeout::MAX);
     while let Err(nix::Error::EINTR) = nix::poll::poll(&mut fds, timeout) {}
 }

@@ -154,10 +154,13 @@ pub fn exec(
         })
     })();
     if let Err(e) = result {
-        // SAFETY: kill/waitpid on our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        // An exec failure already reaped the child; anything else: stop and reap it.
+        if !matches!(e, RuntimeError::ExecFailed { .. }) {
+            // SAFETY: kill/waitpid on our own, unreaped child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
         }
         return Err(e);
     }

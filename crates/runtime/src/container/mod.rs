@@ -99,7 +99,8 @@ pub fn cgroup_path(spec: &Spec, id: &str) -> String {
 /// The spec stored in the state dir at create time.
 pub(crate) fn stored_spec(dir: &StateDir) -> Result<Spec, RuntimeError> {
     let path = dir.path().join(state::CONFIG_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
     Ok(crate::spec::parse(&path, &bytes)?)
 }
 

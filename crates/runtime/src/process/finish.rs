@@ -72,8 +72,8 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
             .map_err(|e| ExecFailure::setup("setting oom_score_adj", e))?;
     }
     if let Some(limits) = p.rlimits() {
-        let warnings = rlimits::apply(limits)
-            .map_err(|e| ExecFailure::setup("setting rlimits", e))?;
+        let warnings =
+            rlimits::apply(limits).map_err(|e| ExecFailure::setup("setting rlimits", e))?;
         for w in warnings {
             eprintln!("warning: {w}");
         }
@@ -93,8 +93,7 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
     }
     set_user(p)?;
     let capabilities = raisable_ambient(capabilities);
-    caps::apply_sets(&capabilities)
-        .map_err(|e| ExecFailure::setup("applying capabilities", e))?;
+    caps::apply_sets(&capabilities).map_err(|e| ExecFailure::setup("applying capabilities", e))?;
     if nnp {
         crate::security::set_no_new_privs()
             .map_err(|e| ExecFailure::setup("setting no_new_privs", e))?;
@@ -107,7 +106,10 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
     let cstr = |s: &str| {
         CString::new(s).map_err(|_| ExecFailure::setup("argument or env", "contains NUL"))
     };
-    let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let argv = args
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     mark_fds_cloexec(opts.preserve_fds)?;
     Ok((path, argv, envp))
@@ -169,7 +171,10 @@ fn set_user(p: &Process) -> Result<(), ExecFailure> {
 fn enter_cwd(cwd: &Path) -> Result<(), ExecFailure> {
     std::env::set_current_dir(cwd).map_err(|e| ExecFailure {
         code: 1,
-        message: format!("chdir to cwd ({}) set in config.json failed: {e}", cwd.display()),
+        message: format!(
+            "chdir to cwd ({}) set in config.json failed: {e}",
+            cwd.display()
+        ),
     })?;
     let outside = || ExecFailure {
         code: 1,
@@ -254,7 +259,10 @@ fn exec(path: &Path, argv: &[CString], envp: &[CString], opts: &FinishOptions<'_
     // SAFETY: all pointers point into live CStrings, both arrays are NULL-terminated.
     unsafe { libc::execve(cpath.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     let e = std::io::Error::last_os_error();
-    let shown = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let shown = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match e.raw_os_error() {
         Some(libc::ENOENT) => ExecFailure {
             code: 127,

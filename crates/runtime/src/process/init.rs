@@ -169,8 +169,7 @@ fn setup(
         let size = process
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16));
-        crate::console::setup_pty(sock.as_raw_fd(), size)
-            .map_err(|e| err_text("terminal", &e))?;
+        crate::console::setup_pty(sock.as_raw_fd(), size).map_err(|e| err_text("terminal", &e))?;
     }
     Ok(())
 }
