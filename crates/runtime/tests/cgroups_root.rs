@@ -259,11 +259,7 @@ fn v1_lifecycle_on_host_hierarchies() {
     assert!(stats.pids_current >= 1, "{stats:?}");
     assert_eq!(stats.pids_limit, 64);
     assert!(stats.memory_max_usage >= stats.memory_usage, "{stats:?}");
-    if m.dir("cpuacct")
-        .unwrap()
-        .join("cpuacct.usage_user")
-        .exists()
-    {
+    if m.dir("cpuacct").unwrap().join("cpuacct.usage_user").exists() {
         assert!(stats.cpu_user_ns + stats.cpu_system_ns > 0, "{stats:?}");
     }
     assert_eq!(guard.0.pids().unwrap(), [w.pid()]);
