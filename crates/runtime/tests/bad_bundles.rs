@@ -1,6 +1,8 @@
 //! Bad bundles fail `create` with a clear message and leave nothing behind: no state dir, no
 //! host mount, no cgroup, no process.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
 mod rt_support;
 use rt_support::*;
 

@@ -1,6 +1,8 @@
 //! `--console-socket`: the test acts as the socket's owner, receives the pty master and reads
 //! the container's terminal output.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
 mod rt_support;
 use rt_support::*;
 

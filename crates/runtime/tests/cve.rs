@@ -2,6 +2,8 @@
 //! copy of the runtime, so overwriting `/proc/<pid>/exe` from inside cannot reach the host
 //! binary. CVE-2024-21626: a cwd through a leaked fd (`/proc/self/fd/N`) is refused.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
 mod rt_support;
 use rt_support::*;
 

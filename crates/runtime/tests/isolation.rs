@@ -1,6 +1,8 @@
 //! What the process sees inside the container: pid 1, hostname, capabilities, seccomp,
 //! no_new_privs, masked and read-only paths, cgroup limits, user and groups, user namespaces.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
 mod rt_support;
 use rt_support::*;
 

@@ -1,6 +1,8 @@
 //! The runc lifecycle through the CLI: run, create/start/state/kill/delete, delete refusal,
 //! exec, pause/resume, kill --all, list, ps.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
 mod rt_support;
 use rt_support::*;
 
