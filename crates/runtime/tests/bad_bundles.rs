@@ -8,12 +8,20 @@ use rt_support::*;
 
 fn assert_rejected(rt: &Rt, bundle: &std::path::Path, want: &str) {
     let id = rt.id("bad");
-    let mounts_before = host_mounts();
+    // Only mounts that involve this test's paths: other processes on the machine may mount
+    // unrelated things meanwhile.
+    let ours = |m: String| {
+        m.lines()
+            .filter(|l| l.contains(rt.tmp.path().to_str().unwrap()) || l.contains(&id))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let mounts_before = ours(host_mounts());
     let (ok, err, _) = rt.detached(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
     assert!(!ok, "create of a bad bundle succeeded");
     assert!(err.contains(want), "expected {want:?} in: {err}");
     assert!(!rt.state_dir(&id).exists(), "state dir left behind");
-    assert_eq!(host_mounts(), mounts_before, "host mounts changed");
+    assert_eq!(ours(host_mounts()), mounts_before, "host mounts changed");
     assert!(
         cgroup_dirs(&format!("berth/{id}")).is_empty(),
         "cgroup left behind"

@@ -67,6 +67,7 @@ impl Drop for Cleanup {
 /// [`Container::start`].
 pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     state::validate_id(&opts.id)?;
+    let mut primer = crate::process::prime::start();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io(format!("bundle {}", opts.bundle.display()), e))?;
     let loaded = crate::spec::load(&bundle)?;
@@ -95,7 +96,8 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     };
     let spec_json = serde_json::to_vec(spec)
         .map_err(|e| RuntimeError::io("serializing spec", std::io::Error::other(e)))?;
-    state::write_atomic(&dir.path().join(state::CONFIG_FILE), &spec_json)
+    // Not fsynced: until the durable `created` record exists, a crash leaves nothing to keep.
+    state::write_file(&dir.path().join(state::CONFIG_FILE), &spec_json, false)
         .map_err(|e| RuntimeError::io("saving config.json", e))?;
 
     let min_fd = 3 + opts.preserve_fds as i32;
@@ -165,11 +167,12 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         new_pid_ns: plan.new_pid_ns,
         paused: false,
     };
-    dir.write_record(&record)?;
+    dir.write_record_quick(&record)?;
 
     // Parent side of the handshake; the child's own error wins over our follow-up errors.
     let result = (|| -> Result<(), RuntimeError> {
         if let Some(cg) = manager(&cg_path)? {
+            primer.reap();
             cg.apply(pid)?;
             cleanup.cgroup = Some(cg);
         }

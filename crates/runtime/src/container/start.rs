@@ -44,8 +44,9 @@ impl Container {
                 other => other.into(),
             });
         }
+        // The status on disk stays `created`: it is derived live (the start socket is gone),
+        // so no extra state write is needed here.
         self.record.state.status = Status::Running;
-        self.dir.write_record(&self.record)?;
         let spec = super::stored_spec(&self.dir)?;
         hooks::run_all_warn(
             Kind::Poststart,
