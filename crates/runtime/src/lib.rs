@@ -29,6 +29,7 @@ pub mod rootfs;
 pub mod security;
 pub mod spec;
 pub mod state;
+pub mod timing;
 
 pub use error::RuntimeError;
 
