@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
 
 mod rt_support;
-use rt_support::*;
+use rt_support::Rt;
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
