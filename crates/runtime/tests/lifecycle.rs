@@ -394,3 +394,25 @@ fn run_forwards_signals() {
     );
     assert!(!rt.state_dir(&id).exists());
 }
+
+#[test]
+fn rootless_spec_runs() {
+    let rt = Rt::new();
+    let dir = rt.tmp.path().join("rootless");
+    berth_fixtures::copy_rootfs(
+        &berth_fixtures::busybox_rootfs().unwrap(),
+        &dir.join("rootfs"),
+    )
+    .unwrap();
+    let out = rt.run(&["spec", "--rootless", "--bundle", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = dir.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["process"]["terminal"] = json!(false);
+    v["process"]["args"] = json!(["cat", "/proc/self/uid_map"]);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = run_ok(&rt, &dir, "rootless");
+    let uid = nix::unistd::getuid().to_string();
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields, ["0", uid.as_str(), "1"]);
+}
