@@ -84,8 +84,10 @@ pub fn default_spec(rootless: bool) -> Value {
                     opts.retain(|o| o != "gid=5");
                 }
             }
-            m.push(json!({"destination": "/sys", "type": "none", "source": "/sys",
-                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
+            m.push(
+                json!({"destination": "/sys", "type": "none", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+            );
         }
     }
     spec
