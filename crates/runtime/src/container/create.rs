@@ -190,6 +190,9 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         }
         parent_ch.send(&Msg::Continue)?;
         crate::timing::mark("create: cgroup placed");
+        // Make the record durable while the init builds its filesystem (overlaps the fsyncs
+        // with the mounts); the `created` update below then only needs an atomic rename.
+        dir.write_record(&record)?;
         parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
         let creating = hook_state(&record, Status::Creating);
         hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
@@ -218,7 +221,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         return Err(e);
     }
     record.state.status = Status::Created;
-    dir.write_record(&record)?;
+    dir.write_record_quick(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
