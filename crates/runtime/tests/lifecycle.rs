@@ -429,3 +429,13 @@ fn delete_cleans_a_half_created_state_dir() {
     assert!(!out.status.success(), "second delete: no such container");
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 }
+
+#[test]
+fn run_with_no_pivot() {
+    let rt = Rt::new();
+    let b = rt.bundle("b", &["sh", "-c", "echo $$; ls /bin/busybox"], |_| {});
+    let id = rt.id("nopivot");
+    let out = rt.run(&["run", "--no-pivot", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\n/bin/busybox\n");
+}
