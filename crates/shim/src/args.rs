@@ -73,7 +73,9 @@ impl Args {
             let mut value = |name: &str| -> Result<OsString, ArgsError> {
                 match inline.clone() {
                     Some(v) => Ok(v),
-                    None => it.next().ok_or_else(|| ArgsError::NoValue(name.to_string())),
+                    None => it
+                        .next()
+                        .ok_or_else(|| ArgsError::NoValue(name.to_string())),
                 }
             };
             match name.as_str() {

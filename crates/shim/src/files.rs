@@ -26,7 +26,10 @@ pub enum FilesError {
 /// Write `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync the dir.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FilesError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;

@@ -22,7 +22,11 @@ pub fn counter_file(pid: i32) -> Option<PathBuf> {
                 return Some(p);
             }
         } else if ctrls.is_empty() {
-            v2 = Some(PathBuf::from("/sys/fs/cgroup").join(rel).join("memory.events"));
+            v2 = Some(
+                PathBuf::from("/sys/fs/cgroup")
+                    .join(rel)
+                    .join("memory.events"),
+            );
         }
     }
     v2.filter(|p| p.exists())

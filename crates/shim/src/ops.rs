@@ -109,7 +109,9 @@ impl Shim {
 
     fn op_wait(&mut self, i: usize, t: Target) -> Option<Vec<u8>> {
         match (t, self.proc_ref(t).and_then(|p| p.exit.clone())) {
-            (None, Some((code, at))) => Some(proto::ok(json!({"exit_code": code, "exited_at": at}))),
+            (None, Some((code, at))) => {
+                Some(proto::ok(json!({"exit_code": code, "exited_at": at})))
+            }
             (Some(_), Some((code, _))) => Some(proto::ok(json!({"exit_code": code}))),
             (_, None) => {
                 self.clients[i].kind = Kind::Wait(t);

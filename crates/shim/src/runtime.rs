@@ -90,6 +90,7 @@ pub struct ExecRequest<'a> {
 /// The runtime in use.
 pub enum Runtime {
     /// berth_runtime, called in-process.
+    #[allow(dead_code)] // `root` is used once berth_runtime::container is merged (rt-core).
     Library { root: PathBuf },
     /// An external runc-compatible binary.
     Binary { path: PathBuf, root: PathBuf },

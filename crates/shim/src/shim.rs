@@ -214,8 +214,12 @@ impl Shim {
             };
             add(self.sig.as_raw_fd(), libc::POLLIN, Tok::Sig);
             add(self.listener.as_raw_fd(), libc::POLLIN, Tok::Listen);
-            let procs = std::iter::once((None, &self.init))
-                .chain(self.execs.iter().enumerate().map(|(i, (_, p))| (Some(i), p)));
+            let procs = std::iter::once((None, &self.init)).chain(
+                self.execs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, p))| (Some(i), p)),
+            );
             for (t, p) in procs {
                 for (j, o) in p.outs.iter().enumerate() {
                     if let Some(fd) = &o.fd {
@@ -368,7 +372,10 @@ impl Shim {
         let body = json!({"exit_code": info.code, "exited_at": info.at, "oom_killed": oom_killed});
         // The exit file is written before any wait is answered; a failure to write it leaves
         // berthd with only the live answer, which is all we can do.
-        let _ = files::write_atomic(&self.args.state_dir.join("exit"), body.to_string().as_bytes());
+        let _ = files::write_atomic(
+            &self.args.state_dir.join("exit"),
+            body.to_string().as_bytes(),
+        );
         self.exit = Some(info);
         self.status = Status::Stopped;
         self.init.stdin = None;

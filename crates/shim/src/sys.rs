@@ -53,7 +53,8 @@ pub fn install_signals() -> Result<OwnedFd, SysError> {
         SigSet::empty(),
     );
     // SAFETY: the handler only calls write(2) on an fd stored before installation.
-    unsafe { sigaction(Signal::SIGCHLD, &act) }.map_err(|e| SysError::Signal(Signal::SIGCHLD, e))?;
+    unsafe { sigaction(Signal::SIGCHLD, &act) }
+        .map_err(|e| SysError::Signal(Signal::SIGCHLD, e))?;
     set_sigpipe(SigHandler::SigIgn)?;
     Ok(rd)
 }
@@ -63,7 +64,8 @@ pub fn install_signals() -> Result<OwnedFd, SysError> {
 pub fn set_sigpipe(h: SigHandler) -> Result<(), SysError> {
     let act = SigAction::new(h, SaFlags::empty(), SigSet::empty());
     // SAFETY: SIG_IGN/SIG_DFL are not Rust handlers; nothing unsafe runs in signal context.
-    unsafe { sigaction(Signal::SIGPIPE, &act) }.map_err(|e| SysError::Signal(Signal::SIGPIPE, e))?;
+    unsafe { sigaction(Signal::SIGPIPE, &act) }
+        .map_err(|e| SysError::Signal(Signal::SIGPIPE, e))?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //!
 //! Each scenario runs twice: with runc behind the shim (`--runtime-binary`), and with the
 //! in-process berth_runtime library (the default), which is ignored until rt-core is merged.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -95,7 +96,9 @@ fn exit_code_through_wait(b: Backend) {
     // start again is refused, the shim keeps serving.
     assert_eq!(env.req(json!({"op": "start"}))["ok"], false);
     assert_eq!(env.req(json!({"op": "delete"}))["ok"], true);
-    eventually("shim exit after delete", || (!env.shim_alive()).then_some(()));
+    eventually("shim exit after delete", || {
+        (!env.shim_alive()).then_some(())
+    });
 }
 
 fn output_lands_in_json_log(b: Backend) {
@@ -306,7 +309,10 @@ fn survives_the_death_of_its_spawner(b: Backend) {
     assert_eq!(exit["exit_code"], 4);
     assert!(env.shim_alive());
     let text = env.log_text("stdout");
-    assert!(text.contains("tick 0\n") && text.contains("tick 29\n"), "{text}");
+    assert!(
+        text.contains("tick 0\n") && text.contains("tick 29\n"),
+        "{text}"
+    );
     // A "restarted berthd" can still ask.
     assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 4);
 }
@@ -410,6 +416,9 @@ fn missing_binary_is_127(b: Backend) {
         assert_eq!(s["exit_code"], 127, "{s}");
     } else {
         assert_eq!(ready["exit_code"], 127, "{ready}");
-        assert!(ready["error"].as_str().unwrap().contains("no such"), "{ready}");
+        assert!(
+            ready["error"].as_str().unwrap().contains("no such"),
+            "{ready}"
+        );
     }
 }

@@ -1,4 +1,5 @@
 //! Test harness: spawn the real `berth-shim` binary on a fixture bundle, talk to its socket.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
