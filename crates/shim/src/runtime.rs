@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -227,6 +228,16 @@ impl Runtime {
 fn base(path: &Path, root: &Path) -> Command {
     let mut cmd = Command::new(path);
     cmd.arg("--root").arg(root);
+    // A pre_exec hook makes std fork+exec instead of posix_spawn: glibc's posix_spawn leaves
+    // its internal signal 32 (SIGCANCEL) ignored in the child, and runc hands that ignored
+    // disposition down to the container. The hook also gives the runtime a default SIGPIPE.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     cmd
 }
 

@@ -41,6 +41,7 @@ extern "C" fn on_sigchld(_: libc::c_int) {
 /// signalfd which needs SIGCHLD blocked) and ignore SIGPIPE (EPIPE is handled per write).
 /// Returns the read end to poll.
 pub fn install_signals() -> Result<OwnedFd, SysError> {
+    reset_signal_state();
     let (rd, wr) = pipe_cloexec()?;
     set_nonblocking(rd.as_raw_fd());
     set_nonblocking(wr.as_raw_fd());
@@ -57,6 +58,47 @@ pub fn install_signals() -> Result<OwnedFd, SysError> {
         .map_err(|e| SysError::Signal(Signal::SIGCHLD, e))?;
     set_sigpipe(SigHandler::SigIgn)?;
     Ok(rd)
+}
+
+/// Give every signal its default disposition and unblock all signals. Ignored dispositions and
+/// the mask survive execve, so whatever the spawner left (glibc's posix_spawn leaves its
+/// internal signal 32 ignored, and cargo/tokio spawn that way) would reach the container.
+/// glibc's sigaction refuses its internal signals, hence the raw syscall.
+pub fn reset_signal_state() {
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid kernel-layout struct, no old-action pointer and
+        // the kernel's sigset size (8); SIG_DFL runs no code in this process.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    );
 }
 
 /// Set SIGPIPE's disposition. An ignored SIGPIPE is inherited across execve, so the in-process

@@ -49,6 +49,9 @@ both_backends!(
     client_leaving_mid_attach_is_harmless,
     idle_rss_is_reported,
     missing_binary_is_127,
+    container_signal_state_is_clean,
+    log_rotation,
+    bad_bundle_fails_the_ready_line,
 );
 
 fn opts(args: &[&str], backend: Backend) -> Opts {
@@ -421,4 +424,80 @@ fn missing_binary_is_127(b: Backend) {
             "{ready}"
         );
     }
+}
+
+fn container_signal_state_is_clean(b: Backend) {
+    // The shim ignores SIGPIPE and catches SIGCHLD; none of that may leak into the container.
+    let env = Env::spawn(opts(&["cat", "/proc/self/status"], b));
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 0);
+    let status = env.log_text("stdout");
+    for key in ["SigIgn:", "SigBlk:"] {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} missing in {status}"));
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+}
+
+fn log_rotation(b: Backend) {
+    let mut o = opts(
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 60 ]; do echo line $i; i=$((i+1)); done",
+        ],
+        b,
+    );
+    o.extra = vec![
+        "--log-max-size".into(),
+        "400".into(),
+        "--log-max-files".into(),
+        "3".into(),
+    ];
+    let env = Env::spawn(o);
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 0);
+    let name = env.log.file_name().unwrap().to_string_lossy().into_owned();
+    let mut files: Vec<String> = std::fs::read_dir(env.log.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&name))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![name.clone(), format!("{name}.1"), format!("{name}.2")]
+    );
+    for f in &files {
+        let len = std::fs::metadata(env.log.with_file_name(f)).unwrap().len();
+        assert!(len <= 400, "{f}: {len}");
+    }
+    let live = env.log_text("stdout");
+    assert!(live.ends_with("line 59\n"), "{live}");
+    let older = std::fs::read_to_string(env.log.with_file_name(format!("{name}.1"))).unwrap();
+    let first: serde_json::Value = serde_json::from_str(older.lines().next().unwrap()).unwrap();
+    let first_live = &env.log_entries()[0];
+    // .1 holds lines right before the live file's first line.
+    let n_old: u32 = first["log"].as_str().unwrap()[5..].trim().parse().unwrap();
+    let n_live: u32 = first_live["log"].as_str().unwrap()[5..]
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n_old < n_live);
+}
+
+fn bad_bundle_fails_the_ready_line(b: Backend) {
+    let mut o = opts(&["true"], b);
+    let (mut env, mut cmd) = Env::prepare(&mut o);
+    std::fs::write(env.tmp.path().join("bundle/config.json"), "{ not json").unwrap();
+    let (rd, wr) = nix::unistd::pipe().unwrap();
+    let ready = common::run_with_ready_pipe(&mut cmd, rd, wr);
+    assert_eq!(ready["ok"], false, "{ready}");
+    assert_eq!(ready["exit_code"], 125, "{ready}");
+    assert!(!ready["error"].as_str().unwrap().is_empty());
+    // Nothing is left listening.
+    assert!(!env.sock().exists());
+    env.ready = ready;
 }
