@@ -52,6 +52,8 @@ both_backends!(
     container_signal_state_is_clean,
     log_rotation,
     bad_bundle_fails_the_ready_line,
+    pause_and_resume,
+    tty_exec_with_resize,
 );
 
 fn opts(args: &[&str], backend: Backend) -> Opts {
@@ -500,4 +502,72 @@ fn bad_bundle_fails_the_ready_line(b: Backend) {
     // Nothing is left listening.
     assert!(!env.sock().exists());
     env.ready = ready;
+}
+
+fn pause_and_resume(b: Backend) {
+    let env = Env::spawn(opts(
+        &["sh", "-c", "while true; do echo tick; sleep 0.02; done"],
+        b,
+    ));
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    let p = env.req(json!({"op": "pause"}));
+    assert_eq!(p["ok"], true, "{p}");
+    assert_eq!(env.req(json!({"op": "state"}))["status"], "paused");
+    // The kernel's freezer really holds the container.
+    assert_eq!(freezer_state(env.init_pid()), "FROZEN");
+    assert_eq!(env.req(json!({"op": "pause"}))["ok"], false);
+    let r = env.req(json!({"op": "resume"}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+    assert_eq!(freezer_state(env.init_pid()), "THAWED");
+    let before = env.log_entries().len();
+    eventually("output after resume", || {
+        (env.log_entries().len() > before + 2).then_some(())
+    });
+}
+
+fn tty_exec_with_resize(b: Backend) {
+    let env = Env::spawn(opts(&["sleep", "1000"], b));
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    let e = env.req(json!({"op": "exec", "exec_id": "t1", "process": process(&["sh"]), "terminal": true, "stdin": true}));
+    assert_eq!(e["ok"], true, "{e}");
+    let r = env.req(json!({"op": "resize", "height": 41, "width": 132, "exec_id": "t1"}));
+    assert_eq!(r["ok"], true, "{r}");
+    // The init has no tty: resizing it is an error answer.
+    assert_eq!(
+        env.req(json!({"op": "resize", "height": 1, "width": 1, "exec_id": null}))["ok"],
+        false
+    );
+    let mut att = env.client().attach(
+        json!({"op": "attach", "stdin": true, "stdout": true, "stderr": true, "exec_id": "t1"}),
+    );
+    let mut acc = Vec::new();
+    att.w.write_all(b"stty size; tty\n").unwrap();
+    att.read_until(&mut acc, "41 132");
+    att.read_until(&mut acc, "/dev/pts/");
+    att.w.write_all(b"exit 3\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = att.r.read_to_end(&mut rest);
+    assert_eq!(
+        env.req(json!({"op": "exec_wait", "exec_id": "t1"}))["exit_code"],
+        3
+    );
+    assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+}
+
+/// freezer.state of the v1 freezer cgroup of `pid`.
+fn freezer_state(pid: i32) -> String {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = cg
+        .lines()
+        .find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, ctrl, path) = (p.next()?, p.next()?, p.next()?);
+            (ctrl == "freezer").then(|| path.to_string())
+        })
+        .expect("freezer cgroup");
+    std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
