@@ -54,6 +54,7 @@ both_backends!(
     bad_bundle_fails_the_ready_line,
     pause_and_resume,
     tty_exec_with_resize,
+    no_shim_fds_leak_into_the_container,
 );
 
 fn opts(args: &[&str], backend: Backend) -> Opts {
@@ -273,6 +274,10 @@ fn exec_echo_and_exec_wait(b: Backend) {
         env.req(json!({"op": "exec", "exec_id": "e1", "process": process(&["true"])}))["ok"],
         false
     );
+    // A program that does not exist: 127, like Docker.
+    let bad = env.req(json!({"op": "exec", "exec_id": "e3", "process": process(&["/no/such"]), "terminal": false, "stdin": false}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert_eq!(bad["exit_code"], 127, "{bad}");
     // The container itself is still running.
     assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
 }
@@ -570,4 +575,12 @@ fn freezer_state(pid: i32) -> String {
         .unwrap()
         .trim()
         .to_string()
+}
+
+fn no_shim_fds_leak_into_the_container(b: Backend) {
+    let env = Env::spawn(opts(&["ls", "/proc/self/fd"], b));
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 0);
+    // 0-2 and the directory ls itself opened: no socket, log or pipe of the shim.
+    assert_eq!(env.log_text("stdout"), "0\n1\n2\n3\n");
 }
