@@ -55,6 +55,7 @@ both_backends!(
     pause_and_resume,
     tty_exec_with_resize,
     no_shim_fds_leak_into_the_container,
+    oom_kill_is_reported,
 );
 
 fn opts(args: &[&str], backend: Backend) -> Opts {
@@ -583,4 +584,29 @@ fn no_shim_fds_leak_into_the_container(b: Backend) {
     assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 0);
     // 0-2 and the directory ls itself opened: no socket, log or pipe of the shim.
     assert_eq!(env.log_text("stdout"), "0\n1\n2\n3\n");
+}
+
+fn oom_kill_is_reported(b: Backend) {
+    let mut o = opts(
+        &[
+            "sh",
+            "-c",
+            "a=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        b,
+    );
+    o.edit = Box::new(|spec| {
+        spec["linux"]["resources"]["memory"] = json!({"limit": 16 * 1024 * 1024});
+    });
+    let env = Env::spawn(o);
+    assert_eq!(env.ready["ok"], true, "{}", env.ready);
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    let w = env.req(json!({"op": "wait"}));
+    assert_eq!(w["exit_code"], 137, "{w}");
+    let st = env.req(json!({"op": "state"}));
+    assert_eq!(st["oom_killed"], true, "{st}");
+    let exit: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.state.join("exit")).unwrap()).unwrap();
+    assert_eq!(exit["oom_killed"], true);
+    assert!(!env.log_text("stdout").contains("survived"));
 }
