@@ -189,11 +189,11 @@ impl Shim {
         let stdio = pending.for_runtime.take();
         let r = self.rt.exec(ExecRequest {
             id: &self.args.id,
+            exec_id: &format!("exec{n}"),
             process: &process,
             console_socket: console.as_deref(),
-            pid_file: &dir.join(format!("exec{n}.pid")),
             stdio,
-            process_file: &dir.join(format!("exec{n}.json")),
+            scratch_dir: &dir,
         });
         let pid = match r {
             Ok(pid) => pid,
