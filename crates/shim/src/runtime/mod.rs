@@ -20,8 +20,12 @@ use library::Library;
 /// Why a runtime operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("the in-process runtime library is not available in this build: {0}")]
-    Unavailable(&'static str),
+    #[error("{op}")]
+    Library {
+        op: &'static str,
+        #[source]
+        source: Box<berth_runtime::RuntimeError>,
+    },
     #[error("run {binary} {op}")]
     Spawn {
         binary: PathBuf,
