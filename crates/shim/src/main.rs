@@ -13,6 +13,7 @@ mod console;
 mod daemon;
 mod files;
 mod log;
+mod mem;
 mod oom;
 mod ops;
 mod proc;
@@ -108,6 +109,7 @@ fn main() {
         ready,
         &json!({"ok": true, "shim_pid": std::process::id(), "pid": shim.init.pid}),
     );
+    mem::shed();
     let code = match shim.run() {
         Ok(()) => 0,
         Err(_) => 1,

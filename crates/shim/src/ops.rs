@@ -67,6 +67,7 @@ impl Shim {
         match self.rt.start(&self.args.id) {
             Ok(()) => {
                 self.status = Status::Running;
+                crate::mem::shed();
                 proto::ok(json!({"pid": self.init.pid}))
             }
             Err(e) => proto::err(&error_chain(&e), Some(e.exit_code())),
@@ -195,6 +196,7 @@ impl Shim {
             stdio,
             scratch_dir: &dir,
         });
+        crate::mem::shed();
         let pid = match r {
             Ok(pid) => pid,
             Err(e) => return proto::err(&error_chain(&e), Some(e.exit_code())),

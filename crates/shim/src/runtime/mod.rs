@@ -100,7 +100,7 @@ pub struct ExecRequest<'a> {
 /// The runtime in use.
 pub enum Runtime {
     /// berth_runtime, called in-process.
-    Library(Library),
+    Library(Box<Library>),
     /// An external runc-compatible binary.
     Binary(Binary),
 }
@@ -110,7 +110,7 @@ impl Runtime {
     pub fn new(root: &Path, binary: Option<&Path>) -> Runtime {
         match binary {
             Some(p) => Runtime::Binary(Binary::new(p, root)),
-            None => Runtime::Library(Library::new(root)),
+            None => Runtime::Library(Box::new(Library::new(root))),
         }
     }
 
