@@ -181,7 +181,8 @@ impl Shim {
         process["terminal"] = json!(tty);
         let n = self.execs.len();
         let dir = self.args.state_dir.clone();
-        let pending = match Pending::new(tty, stdin, &dir.join(format!("exec{n}.console.sock"))) {
+        let console_path = self.sock_dir.sock_path(&format!("exec{n}.console.sock"));
+        let pending = match Pending::new(tty, stdin, &console_path) {
             Ok(p) => p,
             Err(e) => return proto::err(&error_chain(&e), None),
         };

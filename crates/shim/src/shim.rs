@@ -132,6 +132,8 @@ pub struct Shim {
     pub log: Option<JsonLog>,
     pub sig: OwnedFd,
     pub listener: UnixListener,
+    /// The state dir, held open for socket paths longer than `sun_path`.
+    pub sock_dir: crate::sockpath::SockDir,
     pub init: Proc,
     pub execs: Vec<(String, Proc)>,
     pub clients: Vec<Client>,
@@ -162,6 +164,7 @@ impl Shim {
         log: Option<JsonLog>,
         sig: OwnedFd,
         listener: UnixListener,
+        sock_dir: crate::sockpath::SockDir,
         init: Proc,
         oom_file: Option<PathBuf>,
     ) -> Shim {
@@ -171,6 +174,7 @@ impl Shim {
             log,
             sig,
             listener,
+            sock_dir,
             init,
             execs: Vec::new(),
             clients: Vec::new(),

@@ -72,6 +72,7 @@ both_backends!(
         bad_bundle_fails_the_ready_line,
         tty_exec_with_resize,
         no_shim_fds_leak_into_the_container,
+        long_state_dir_paths,
     ],
     library_ignored: [
         pause_and_resume => "needs cgroup manager wiring in berth_runtime (rt-core: \"pause needs the cgroup manager\")",
@@ -630,4 +631,23 @@ fn oom_kill_is_reported(b: Backend) {
         serde_json::from_slice(&std::fs::read(env.state.join("exit")).unwrap()).unwrap();
     assert_eq!(exit["oom_killed"], true);
     assert!(!env.log_text("stdout").contains("survived"));
+}
+
+fn long_state_dir_paths(b: Backend) {
+    // shim.sock and console.sock paths beyond sun_path's 108 bytes.
+    let mut o = opts(&["sh", "-c", "read x; echo got-$x"], b);
+    o.terminal = true;
+    o.stdin = true;
+    o.long_state_dir = true;
+    let env = Env::spawn(o);
+    assert!(env.sock().as_os_str().len() > 108);
+    assert_eq!(env.ready["ok"], true, "{}", env.ready);
+    let mut att = env.client().attach(
+        json!({"op": "attach", "stdin": true, "stdout": true, "stderr": true, "exec_id": null}),
+    );
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    att.w.write_all(b"deep\n").unwrap();
+    let mut acc = Vec::new();
+    att.read_until(&mut acc, "got-deep");
+    assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 0);
 }
