@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::proc::{Pending, Proc};
 use crate::proto::{self, Request};
 use crate::runtime::ExecRequest;
-use crate::shim::{Kind, Shim, Status, Target, frame_header};
+use crate::shim::{Exec, Kind, Shim, Status, Target, frame_header};
 use crate::sys;
 
 impl Shim {
@@ -20,7 +20,10 @@ impl Shim {
             Request::Wait => return self.op_wait(i, None),
             Request::ExecWait { exec_id } => match self.exec_index(&exec_id) {
                 Some(t) => return self.op_wait(i, Some(t)),
-                None => no_such_exec(&exec_id),
+                None => match self.done_execs.iter().rev().find(|(id, _)| *id == exec_id) {
+                    Some((_, code)) => proto::ok(json!({"exit_code": code})),
+                    None => no_such_exec(&exec_id),
+                },
             },
             Request::Pause => self.op_pause(true),
             Request::Resume => self.op_pause(false),
@@ -53,8 +56,8 @@ impl Shim {
         })
     }
 
-    fn exec_index(&self, id: &str) -> Option<usize> {
-        self.execs.iter().position(|(e, _)| e == id)
+    fn exec_index(&self, id: &str) -> Option<u64> {
+        self.execs.iter().find(|e| e.id == id).map(|e| e.key)
     }
 
     fn op_start(&mut self) -> Vec<u8> {
@@ -179,7 +182,8 @@ impl Shim {
             return proto::err("exec: process must be an OCI process object", None);
         }
         process["terminal"] = json!(tty);
-        let n = self.execs.len();
+        let n = self.next_exec_key;
+        self.next_exec_key += 1;
         let dir = self.args.state_dir.clone();
         let console_path = self.sock_dir.sock_path(&format!("exec{n}.console.sock"));
         let pending = match Pending::new(tty, stdin, &console_path) {
@@ -204,8 +208,13 @@ impl Shim {
         };
         match pending.finish(pid, true) {
             Ok(p) => {
-                self.execs.push((exec_id, p));
-                // It may have exited (and been reaped as an unknown pid) already: look again.
+                self.execs.push(Exec {
+                    key: n,
+                    id: exec_id,
+                    proc: p,
+                    waited: false,
+                    exited: None,
+                });
                 proto::ok(json!({"pid": pid}))
             }
             Err(e) => proto::err(&error_chain(&e), None),

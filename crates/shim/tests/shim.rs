@@ -73,6 +73,7 @@ both_backends!(
         tty_exec_with_resize,
         no_shim_fds_leak_into_the_container,
         long_state_dir_paths,
+        many_execs_leave_nothing_behind,
     ],
     library_ignored: [
         pause_and_resume => "needs cgroup manager wiring in berth_runtime (rt-core: \"pause needs the cgroup manager\")",
@@ -650,4 +651,34 @@ fn long_state_dir_paths(b: Backend) {
     let mut acc = Vec::new();
     att.read_until(&mut acc, "got-deep");
     assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 0);
+}
+
+fn many_execs_leave_nothing_behind(b: Backend) {
+    let env = Env::spawn(opts(&["sleep", "1000"], b));
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", env.shim_pid()))
+            .unwrap()
+            .count()
+    };
+    let run = |id: &str, code: i32| {
+        let cmd = format!("exit {code}");
+        // With stdin and a TTY every other time: the most fds per exec.
+        let tty = code % 2 == 0;
+        let e = env.req(json!({"op": "exec", "exec_id": id, "process": process(&["sh", "-c", &cmd]), "terminal": tty, "stdin": true}));
+        assert_eq!(e["ok"], true, "{e}");
+        let w = env.req(json!({"op": "exec_wait", "exec_id": id}));
+        assert_eq!(w["exit_code"], code, "{w}");
+    };
+    run("warm-up", 0);
+    let before = fds();
+    for i in 0..25 {
+        run(&format!("x{i}"), i % 7);
+    }
+    // Like health checks: many execs, each waited for; the shim's fds do not grow with them.
+    eventually("exec fds released", || (fds() <= before).then_some(()));
+    // A late exec_wait of a finished, forgotten exec still answers.
+    let w = env.req(json!({"op": "exec_wait", "exec_id": "x3"}));
+    assert_eq!(w["exit_code"], 3, "{w}");
+    assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
 }
