@@ -40,8 +40,14 @@ pub enum RuntimeError {
         op: &'static str,
     },
     /// The process could not be exec'd (not found, not executable, bad cwd, ...).
-    #[error("{0}")]
-    ExecFailed(String),
+    #[error("{message}")]
+    ExecFailed {
+        /// The cause, from the container side.
+        message: String,
+        /// The exit status the process ended with (127 not found, 126 not executable), when
+        /// known to the caller (it is the process's parent); 1 otherwise.
+        code: i32,
+    },
     /// A step with an OS error.
     #[error("{step}")]
     Io {
@@ -57,6 +63,15 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// The exit status a CLI should use for this error: the process's own status for exec
+    /// failures (127/126 as runc and Docker), 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::ExecFailed { code, .. } if *code != 0 => *code,
+            _ => 1,
+        }
+    }
+
     /// An I/O failure at `step`.
     pub fn io(step: impl Into<String>, source: std::io::Error) -> Self {
         RuntimeError::Io {

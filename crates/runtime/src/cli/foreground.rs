@@ -28,10 +28,8 @@ pub fn run(opts: CreateOptions, detach: bool, keep: bool) -> Result<i32, Runtime
     // Block the forwarded signals now that the init exists (it must not inherit the mask).
     let sfd = if detach { None } else { Some(block_signals()?) };
     if let Err(e) = c.start() {
-        let code = crate::container::wait_status(c.pid()).unwrap_or(1);
         let _ = container::delete(&root, &id, true);
-        eprintln!("berth-runtime: {}", crate::error_chain(&e));
-        return Ok(if code == 0 { 1 } else { code });
+        return Err(e);
     }
     if detach {
         return Ok(0);

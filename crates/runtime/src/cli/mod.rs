@@ -194,7 +194,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             logger.error(&crate::error_chain(&e));
-            1
+            e.exit_code()
         }
     }
 }

@@ -175,9 +175,9 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
             cleanup.cgroup = Some(cg);
         }
         if let Some(cg) = &cleanup.cgroup
-            && let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref())
+            && let Some(res) = super::resources::effective(spec)
         {
-            cg.set(res)?;
+            cg.set(&res)?;
         }
         if plan.new_user_ns {
             namespaces::write_id_maps(pid, spec)?;

@@ -146,7 +146,10 @@ pub fn exec(
         }
         parent_ch.send(&Msg::Continue)?;
         parent_ch.wait_closed().map_err(|e| match e {
-            ChannelError::Peer(text) => RuntimeError::ExecFailed(text),
+            ChannelError::Peer(message) => RuntimeError::ExecFailed {
+                message,
+                code: wait_status(pid).unwrap_or(1),
+            },
             other => other.into(),
         })
     })();

@@ -9,6 +9,7 @@ mod create;
 mod delete;
 mod exec;
 mod ops;
+mod resources;
 mod start;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -102,22 +103,10 @@ pub(crate) fn stored_spec(dir: &StateDir) -> Result<Spec, RuntimeError> {
     Ok(crate::spec::parse(&path, &bytes)?)
 }
 
-/// The cgroup manager for a record.
+/// The cgroup manager for a record (always present; `Option` keeps callers ready for a
+/// cgroup-less mode).
 pub(crate) fn manager(path: &str) -> Result<Option<Box<dyn CgroupManager>>, RuntimeError> {
-    match cgroups::manager(path) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) => skip_until_cgroups_lands(e),
-    }
-}
-
-/// TEMPORARY until the cgroups work stream lands: its stub returns NotImplemented; treat that
-/// as "no cgroup" so the rest of the runtime can run. Removed at merge.
-fn skip_until_cgroups_lands(
-    e: cgroups::CgroupError,
-) -> Result<Option<Box<dyn CgroupManager>>, RuntimeError> {
-    match e {
-        cgroups::CgroupError::NotImplemented => Ok(None),
-    }
+    Ok(Some(cgroups::manager(path)?))
 }
 
 /// Write a pid file atomically.

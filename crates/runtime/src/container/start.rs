@@ -30,10 +30,20 @@ impl Container {
         conn.send(&Msg::Start {
             state_json: hook_state(&self.record, Status::Created),
         })?;
-        conn.wait_closed().map_err(|e| match e {
-            crate::process::channel::ChannelError::Peer(text) => RuntimeError::ExecFailed(text),
-            other => other.into(),
-        })?;
+        if let Err(e) = conn.wait_closed() {
+            return Err(match e {
+                crate::process::channel::ChannelError::Peer(message) => {
+                    // When we are the init's parent we can tell its exit status.
+                    let code = if self.pidfd.is_some() {
+                        super::wait_status(self.pid()).unwrap_or(1)
+                    } else {
+                        1
+                    };
+                    RuntimeError::ExecFailed { message, code }
+                }
+                other => other.into(),
+            });
+        }
         self.record.state.status = Status::Running;
         self.dir.write_record(&self.record)?;
         let spec = super::stored_spec(&self.dir)?;

@@ -72,7 +72,7 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
             .map_err(|e| ExecFailure::setup("setting oom_score_adj", e))?;
     }
     if let Some(limits) = p.rlimits() {
-        let warnings = skip_until_security_lands(rlimits::apply(limits))
+        let warnings = rlimits::apply(limits)
             .map_err(|e| ExecFailure::setup("setting rlimits", e))?;
         for w in warnings {
             eprintln!("warning: {w}");
@@ -84,7 +84,7 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
     }
     let no_caps = LinuxCapabilities::default();
     let capabilities = p.capabilities().as_ref().unwrap_or(&no_caps);
-    skip_until_security_lands(caps::drop_bounding(capabilities))
+    caps::drop_bounding(capabilities)
         .map_err(|e| ExecFailure::setup("dropping bounding capabilities", e))?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     if !nnp && let Some(f) = opts.seccomp {
@@ -92,16 +92,12 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
             .map_err(|e| ExecFailure::setup("loading seccomp filter", e))?;
     }
     set_user(p)?;
-    skip_until_security_lands(caps::apply_sets(capabilities))
+    let capabilities = raisable_ambient(capabilities);
+    caps::apply_sets(&capabilities)
         .map_err(|e| ExecFailure::setup("applying capabilities", e))?;
     if nnp {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(ExecFailure::setup(
-                "setting no_new_privs",
-                std::io::Error::last_os_error(),
-            ));
-        }
+        crate::security::set_no_new_privs()
+            .map_err(|e| ExecFailure::setup("setting no_new_privs", e))?;
     }
     enter_cwd(p.cwd())?;
     let env: Vec<String> = p.env().clone().unwrap_or_default();
@@ -117,19 +113,29 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
     Ok((path, argv, envp))
 }
 
-/// TEMPORARY until the security work stream lands: its stubs return NotImplemented; treat
-/// that as "not applied" so the rest of the runtime can run. Removed at merge.
-fn skip_until_security_lands<T: Default, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, E> {
-    match r {
-        Err(e) if e.to_string().contains("not implemented") => Ok(T::default()),
-        other => other,
-    }
+/// The kernel only raises an ambient capability that is both permitted and inheritable; runc
+/// skips the others quietly (its default spec lists ambient caps without an inheritable set),
+/// so do the same instead of failing.
+fn raisable_ambient(c: &LinuxCapabilities) -> LinuxCapabilities {
+    let mut out = c.clone();
+    let Some(ambient) = c.ambient() else {
+        return out;
+    };
+    let empty = Default::default();
+    let permitted = c.permitted().as_ref().unwrap_or(&empty);
+    let inheritable = c.inheritable().as_ref().unwrap_or(&empty);
+    let keep = ambient
+        .iter()
+        .filter(|cap| permitted.contains(cap) && inheritable.contains(cap))
+        .copied()
+        .collect();
+    out.set_ambient(Some(keep));
+    out
 }
 
 fn set_user(p: &Process) -> Result<(), ExecFailure> {
     let user = p.user();
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    caps::set_keep_caps(true).map_err(|e| ExecFailure::setup("keepcaps", e))?;
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     // SAFETY: setgroups reads `groups.len()` gids from a live Vec.
     if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
@@ -154,8 +160,7 @@ fn set_user(p: &Process) -> Result<(), ExecFailure> {
             std::io::Error::last_os_error(),
         ));
     }
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    caps::set_keep_caps(false).map_err(|e| ExecFailure::setup("keepcaps", e))?;
     Ok(())
 }
 
