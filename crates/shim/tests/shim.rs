@@ -74,10 +74,10 @@ both_backends!(
         no_shim_fds_leak_into_the_container,
         long_state_dir_paths,
         many_execs_leave_nothing_behind,
+        pause_and_resume,
+        oom_kill_is_reported,
     ],
     library_ignored: [
-        pause_and_resume => "needs cgroup manager wiring in berth_runtime (rt-core: \"pause needs the cgroup manager\")",
-        oom_kill_is_reported => "needs memory limits applied by berth_runtime (rt-core cgroups wiring)",
     ],
 );
 
