@@ -73,7 +73,25 @@ impl Shim {
                 crate::mem::shed();
                 proto::ok(json!({"pid": self.init.pid}))
             }
-            Err(e) => proto::err(&error_chain(&e), Some(e.exit_code())),
+            Err(e) => {
+                let code = e.exit_code();
+                self.after_failed_start(code);
+                proto::err(&error_chain(&e), Some(code))
+            }
+        }
+    }
+
+    /// A failed start usually ends the init. The in-process runtime reaps it itself to learn
+    /// the exit code (ECHILD for us); then the error's code is the exit status.
+    fn after_failed_start(&mut self, code: i32) {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let pid = Pid::from_raw(self.init.pid);
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => self.record_init_exit(c),
+            Ok(WaitStatus::Signaled(_, sig, _)) => self.record_init_exit(128 + sig as i32),
+            Err(nix::errno::Errno::ECHILD) => self.record_init_exit(code),
+            // Still alive: its exit arrives through SIGCHLD like any other.
+            _ => {}
         }
     }
 

@@ -418,6 +418,13 @@ impl Shim {
         }
     }
 
+    /// Record the init's end (reaped here or, after a failed start, by the runtime).
+    pub fn record_init_exit(&mut self, status: i32) {
+        if self.init.exit.is_none() {
+            self.on_init_exit(status);
+        }
+    }
+
     fn on_init_exit(&mut self, status: i32) {
         let at = files::now_rfc3339_nano();
         self.init.exit = Some((status, at.clone()));

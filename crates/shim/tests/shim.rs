@@ -67,6 +67,7 @@ both_backends!(
         client_leaving_mid_attach_is_harmless,
         idle_rss_is_reported,
         missing_binary_is_127,
+        not_executable_is_126,
         container_signal_state_is_clean,
         log_rotation,
         bad_bundle_fails_the_ready_line,
@@ -302,6 +303,10 @@ fn exec_echo_and_exec_wait(b: Backend) {
     let bad = env.req(json!({"op": "exec", "exec_id": "e3", "process": process(&["/no/such"]), "terminal": false, "stdin": false}));
     assert_eq!(bad["ok"], false, "{bad}");
     assert_eq!(bad["exit_code"], 127, "{bad}");
+    // A file that is not executable: 126.
+    let bad = env.req(json!({"op": "exec", "exec_id": "e4", "process": process(&["/etc/passwd"]), "terminal": false, "stdin": false}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert_eq!(bad["exit_code"], 126, "{bad}");
     // The container itself is still running.
     assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
 }
@@ -438,23 +443,39 @@ fn idle_rss_is_reported(b: Backend) {
 }
 
 fn missing_binary_is_127(b: Backend) {
-    let mut o = opts(&["/no/such/binary"], b);
+    unrunnable(b, "/no/such/binary", 127);
+}
+
+fn not_executable_is_126(b: Backend) {
+    unrunnable(b, "/etc/passwd", 126);
+}
+
+/// The runtime may find out at create (ready line) or only at start (start answer).
+fn unrunnable(b: Backend, program: &str, code: i32) {
+    let mut o = opts(&[program], b);
     let (mut env, mut cmd) = Env::prepare(&mut o);
     let (rd, wr) = nix::unistd::pipe().unwrap();
     let ready = common::run_with_ready_pipe(&mut cmd, rd, wr);
     env.ready = ready.clone();
-    if ready["ok"] == true {
-        // The runtime may only find out at start.
+    let failure = if ready["ok"] == true {
         let s = env.req(json!({"op": "start"}));
         assert_eq!(s["ok"], false, "{s}");
-        assert_eq!(s["exit_code"], 127, "{s}");
+        // The container is stopped with that status, on disk too.
+        let w = env.req(json!({"op": "wait"}));
+        assert_eq!(w["exit_code"], code, "{w}");
+        let exit: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.state.join("exit")).unwrap()).unwrap();
+        assert_eq!(exit["exit_code"], code);
+        assert_eq!(env.req(json!({"op": "state"}))["status"], "stopped");
+        s
     } else {
-        assert_eq!(ready["exit_code"], 127, "{ready}");
-        assert!(
-            ready["error"].as_str().unwrap().contains("no such"),
-            "{ready}"
-        );
-    }
+        ready
+    };
+    assert_eq!(failure["exit_code"], code, "{failure}");
+    assert!(
+        failure["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failure}"
+    );
 }
 
 fn container_signal_state_is_clean(b: Backend) {

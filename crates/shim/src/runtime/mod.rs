@@ -54,6 +54,13 @@ impl RuntimeError {
     /// Docker's exit code for a failed create/start/exec, by Docker's own rule on the error
     /// text: 127 when the program was not found, 126 when it could not be executed, else 125.
     pub fn exit_code(&self) -> i32 {
+        // The in-process runtime knows the init's real status after an exec failure.
+        if let RuntimeError::Library { source, .. } = self
+            && let berth_runtime::RuntimeError::ExecFailed { code, .. } = **source
+            && (code == 126 || code == 127)
+        {
+            return code;
+        }
         let mut msg = self.to_string();
         let mut cur = std::error::Error::source(self);
         while let Some(c) = cur {
