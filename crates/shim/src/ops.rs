@@ -291,8 +291,6 @@ impl Shim {
         if let Err(e) = self.rt.delete(&self.args.id) {
             return proto::err(&error_chain(&e), None);
         }
-        let _ = std::fs::remove_file(self.args.state_dir.join("shim.sock"));
-        let _ = std::fs::remove_file(self.args.state_dir.join("shim.pid"));
         self.quit = true;
         proto::ok(json!({}))
     }

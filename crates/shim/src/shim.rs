@@ -287,6 +287,9 @@ impl Shim {
         for c in &mut self.clients {
             c.flush();
         }
+        // No one may connect to a shim that is gone; the exit and pid files stay.
+        let _ = std::fs::remove_file(self.args.state_dir.join("shim.sock"));
+        let _ = std::fs::remove_file(self.args.state_dir.join("shim.pid"));
         Ok(())
     }
 
@@ -339,6 +342,9 @@ impl Shim {
             && self.clients.is_empty()
             && self.idle_since.elapsed() >= IDLE_AFTER_EXIT
         {
+            // Nobody came for the exit: clean the runtime's state (cgroups) like `delete`
+            // would, since no one else will; the exit file stays for berthd.
+            let _ = self.rt.delete(&self.args.id);
             self.quit = true;
         }
     }

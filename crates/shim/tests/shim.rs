@@ -130,6 +130,9 @@ fn exit_code_through_wait(b: Backend) {
     eventually("shim exit after delete", || {
         (!env.shim_alive()).then_some(())
     });
+    assert!(!env.sock().exists());
+    assert!(!env.state.join("shim.pid").exists());
+    assert!(env.state.join("exit").exists());
 }
 
 fn output_lands_in_json_log(b: Backend) {
@@ -225,6 +228,13 @@ fn kill_sigterm_gives_143(b: Backend) {
         false
     );
     assert_eq!(env.req(json!({"op": "state"}))["status"], "stopped");
+    // shutdown after the exit: the shim goes, the exit file stays.
+    assert_eq!(env.req(json!({"op": "shutdown"}))["ok"], true);
+    eventually("shim exit after shutdown", || {
+        (!env.shim_alive()).then_some(())
+    });
+    assert!(!env.sock().exists());
+    assert!(env.state.join("exit").exists());
 }
 
 fn tty_echo_and_resize(b: Backend) {

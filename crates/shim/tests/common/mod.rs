@@ -233,12 +233,18 @@ impl Drop for Env {
             // SAFETY: as above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        if self.backend == Backend::Runc {
-            let _ = Command::new(RUNC)
-                .arg("--root")
-                .arg(&self.runtime_root)
-                .args(["delete", "--force", &self.id])
-                .output();
+        // Whatever the shim left (a shutdown leaves the runtime state): state dir and cgroups.
+        match self.backend {
+            Backend::Runc => {
+                let _ = Command::new(RUNC)
+                    .arg("--root")
+                    .arg(&self.runtime_root)
+                    .args(["delete", "--force", &self.id])
+                    .output();
+            }
+            Backend::Library => {
+                let _ = berth_runtime::container::delete(&self.runtime_root, &self.id, true);
+            }
         }
     }
 }
