@@ -75,6 +75,7 @@ both_backends!(
         no_shim_fds_leak_into_the_container,
         long_state_dir_paths,
         many_execs_leave_nothing_behind,
+        stdin_nobody_reads_keeps_the_shim_responsive,
         pause_and_resume,
         oom_kill_is_reported,
     ],
@@ -399,6 +400,22 @@ fn malformed_requests_keep_serving(b: Backend) {
     }
     assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
     assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+    // A line beyond the 1 MiB limit: an error answer and the connection closes.
+    let mut big = env.client();
+    let mut w = big.w.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..40 {
+            if w.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let mut resp = String::new();
+    std::io::BufRead::read_line(&mut big.r, &mut resp).unwrap();
+    assert!(resp.contains("\"ok\":false"), "{resp}");
+    writer.join().unwrap();
+    assert_eq!(env.req(json!({"op": "state"}))["ok"], true);
 }
 
 fn client_leaving_mid_attach_is_harmless(b: Backend) {
@@ -712,4 +729,45 @@ fn many_execs_leave_nothing_behind(b: Backend) {
     let w = env.req(json!({"op": "exec_wait", "exec_id": "x3"}));
     assert_eq!(w["exit_code"], 3, "{w}");
     assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+}
+
+fn stdin_nobody_reads_keeps_the_shim_responsive(b: Backend) {
+    let mut o = opts(&["sleep", "1000"], b);
+    o.stdin = true;
+    let env = Env::spawn(o);
+    let att = env.client().attach(
+        json!({"op": "attach", "stdin": true, "stdout": true, "stderr": true, "exec_id": null}),
+    );
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    // 8 MiB into a stdin nobody reads: pipe, shim buffer and socket fill up, the writer blocks.
+    let mut w = att.w.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'y'; 64 * 1024];
+        let mut sent = 0usize;
+        for _ in 0..128 {
+            match w.write_all(&chunk) {
+                Ok(()) => sent += chunk.len(),
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    // Meanwhile the shim answers as usual.
+    for _ in 0..20 {
+        assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+    }
+    let rss = vm_rss_kib(env.shim_pid());
+    assert!(rss < 64 * 1024, "stdin buffering is capped: {rss} KiB");
+    assert_eq!(
+        env.req(json!({"op": "kill", "signal": 9, "all": false}))["ok"],
+        true
+    );
+    assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 137);
+    // The attach is closed after the exit, which unblocks the writer.
+    let sent = writer.join().unwrap();
+    assert!(
+        sent < 8 * 1024 * 1024,
+        "the writer was held back ({sent} bytes)"
+    );
+    drop(att);
 }
