@@ -54,7 +54,8 @@ impl Library {
             bundle: req.bundle.to_path_buf(),
             root: self.root.clone(),
             console_socket: req.console_socket.map(Path::to_path_buf),
-            pid_file: Some(req.pid_file.to_path_buf()),
+            // The pid comes back in the Container; a pid file would cost an fsync'd write.
+            pid_file: None,
             no_pivot: false,
             stdio: req.stdio,
             preserve_fds: 0,
