@@ -207,6 +207,7 @@ impl Shim {
         }
     }
 
+    /// The process a client targets (None: an exec that is gone).
     pub fn proc_mut(&mut self, t: Target) -> Option<&mut Proc> {
         match t {
             None => Some(&mut self.init),
@@ -218,6 +219,7 @@ impl Shim {
         }
     }
 
+    /// Shared view of [`Shim::proc_mut`].
     pub fn proc_ref(&self, t: Target) -> Option<&Proc> {
         match t {
             None => Some(&self.init),
@@ -691,6 +693,7 @@ impl Shim {
         }
     }
 
+    /// Attach stdin for a process: buffered (capped by backpressure) and written when possible.
     pub fn stdin_data(&mut self, t: Target, data: &[u8]) {
         if let Some(p) = self.proc_mut(t)
             && p.stdin.is_some()
