@@ -7,6 +7,8 @@
 #[macro_use]
 mod common;
 
+use std::io::Write;
+
 use common::{Backend, Env, eventually, no_pid_ns, opts};
 use serde_json::json;
 
@@ -20,6 +22,7 @@ both_backends!(
         not_executable_is_126,
         bad_bundle_fails_the_ready_line,
         survives_the_death_of_its_spawner,
+        every_waiter_and_late_attach_hear_the_end,
     ],
     library_ignored: [],
 );
@@ -255,4 +258,34 @@ fn freezer_state(pid: i32) -> String {
         .unwrap()
         .trim()
         .to_string()
+}
+
+fn every_waiter_and_late_attach_hear_the_end(b: Backend) {
+    let env = Env::spawn(opts(&["sleep", "1000"], b));
+    let mut waiters: Vec<_> = (0..3).map(|_| env.client()).collect();
+    for w in &mut waiters {
+        w.w.write_all(b"{\"op\":\"wait\"}\n").unwrap();
+    }
+    // Requests pipelined behind a wait are answered after it.
+    waiters[0].w.write_all(b"{\"op\":\"state\"}\n").unwrap();
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    assert_eq!(
+        env.req(json!({"op": "kill", "signal": 9, "all": false}))["ok"],
+        true
+    );
+    for w in &mut waiters {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut w.r, &mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["exit_code"], 137, "{v}");
+    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut waiters[0].r, &mut line).unwrap();
+    assert!(line.contains("\"status\":\"stopped\""), "{line}");
+    // An attach after the exit: ok, then the stream ends.
+    let mut att = env.client().attach(
+        json!({"op": "attach", "stdin": false, "stdout": true, "stderr": true, "exec_id": null}),
+    );
+    let (out, err) = att.read_frames_to_end();
+    assert!(out.is_empty() && err.is_empty());
 }
