@@ -136,7 +136,10 @@ fn check_raw(raw: &Value) -> Result<(), SpecError> {
             }
         }
     }
-    if let Some(caps) = raw.pointer("/process/capabilities").and_then(Value::as_object) {
+    if let Some(caps) = raw
+        .pointer("/process/capabilities")
+        .and_then(Value::as_object)
+    {
         for (set, names) in caps {
             for name in names.as_array().into_iter().flatten() {
                 let ok = serde_json::from_value::<Capability>(name.clone()).is_ok()

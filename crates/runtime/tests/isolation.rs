@@ -1,6 +1,8 @@
 //! What the process sees inside the container: pid 1, hostname, capabilities, seccomp,
 //! no_new_privs, masked and read-only paths, cgroup limits, user and groups, user namespaces.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
 mod rt_support;
 use rt_support::*;
 
@@ -16,7 +18,12 @@ fn pid1_and_hostname() {
 #[test]
 fn capabilities_match_the_spec() {
     let rt = Rt::new();
-    let caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID"];
+    let caps = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+    ];
     let b = rt.bundle("b", &["cat", "/proc/1/status"], |s| {
         s["process"]["capabilities"] = json!({
             "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps
@@ -50,7 +57,10 @@ fn seccomp_with_no_new_privs() {
     let out = run_ok(&rt, &b, "sc1");
     assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
     assert_eq!(status_field(&out, "NoNewPrivs"), Some("1"), "{out}");
-    assert!(out.contains("Operation not permitted\nblocked"), "mkdir blocked: {out}");
+    assert!(
+        out.contains("Operation not permitted\nblocked"),
+        "mkdir blocked: {out}"
+    );
 }
 
 #[test]
@@ -64,7 +74,10 @@ fn seccomp_without_no_new_privs() {
     let out = run_ok(&rt, &b, "sc0");
     assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
     assert_eq!(status_field(&out, "NoNewPrivs"), Some("0"), "{out}");
-    assert!(out.contains("Operation not permitted\nblocked"), "mkdir blocked: {out}");
+    assert!(
+        out.contains("Operation not permitted\nblocked"),
+        "mkdir blocked: {out}"
+    );
 }
 
 #[test]
@@ -138,14 +151,20 @@ fn user_namespace_maps() {
     let rt = Rt::new();
     let b = rt.bundle(
         "b",
-        &["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+        ],
         |s| {
             s["linux"]["namespaces"]
                 .as_array_mut()
                 .unwrap()
                 .push(json!({"type": "user"}));
-            s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            s["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
             // cgroup v1 cannot be mounted from a user namespace.
             let mounts = s["mounts"].as_array_mut().unwrap();
             mounts.retain(|m| m["type"] != "cgroup");
@@ -159,4 +178,61 @@ fn user_namespace_maps() {
     assert_eq!(lines[0], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[1], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[2], ["0"], "{out}");
+}
+
+#[test]
+fn exec_joins_a_user_namespace() {
+    let rt = Rt::new();
+    let b = rt.bundle("b", &["sleep", "1000"], |s| {
+        let nss = s["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.push(json!({"type": "user"}));
+        nss.push(json!({"type": "cgroup"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["type"] != "cgroup");
+    });
+    let id = rt.id("execuser");
+    let (ok, err, _) = rt.detached(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+    assert!(ok, "{err}");
+    let out = rt.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; hostname",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [vec!["0"], vec!["0", "200000", "65536"], vec!["berth"]]
+    );
+}
+
+#[test]
+fn no_ignored_or_blocked_signals_leak_in() {
+    let rt = Rt::new();
+    let b = rt.bundle(
+        "b",
+        &["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"],
+        |_| {},
+    );
+    let out = run_ok(&rt, &b, "sig");
+    assert_eq!(
+        status_field(&out, "SigIgn"),
+        Some("0000000000000000"),
+        "{out}"
+    );
+    assert_eq!(
+        status_field(&out, "SigBlk"),
+        Some("0000000000000000"),
+        "{out}"
+    );
 }

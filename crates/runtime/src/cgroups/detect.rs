@@ -254,8 +254,17 @@ pub fn resolve_dir(
     Ok(join_cgroup(&hierarchy.dir_of(base), path))
 }
 
-/// Reject `..` components: a container's cgroup path must not climb out of the hierarchy.
+/// Reject `..` components: a container's cgroup path must not climb out of the hierarchy. Also
+/// reject systemd-driver paths (`slice:prefix:name`), which berth does not drive.
 pub(crate) fn validate_path(path: &str) -> Result<(), CgroupError> {
+    if !path.contains('/') && path.matches(':').count() == 2 {
+        return Err(CgroupError::Unsupported {
+            what: format!("cgroup path {path:?}"),
+            why: "systemd cgroup driver paths (slice:prefix:name) are not supported; \
+                  use the cgroupfs driver"
+                .into(),
+        });
+    }
     if path.split('/').any(|p| p == "..") || path.trim_matches('/').is_empty() {
         return Err(CgroupError::Invalid {
             what: "cgroup path".into(),
@@ -391,6 +400,10 @@ mod tests {
         );
         assert!(resolve_dir(&mem, "/a/../../etc", &own).is_err());
         assert!(resolve_dir(&mem, "/", &own).is_err());
+        assert!(matches!(
+            resolve_dir(&mem, "system.slice:docker:abc", &own),
+            Err(CgroupError::Unsupported { .. })
+        ));
         let pids = Hierarchy {
             controllers: vec!["pids".into()],
             ..mem

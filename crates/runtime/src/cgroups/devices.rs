@@ -89,8 +89,7 @@ impl DeviceRule {
         }
     }
 
-    /// `a` type, or `c`/`b` with both numbers wildcarded and full access: matches every device
-    /// the kind covers.
+    /// An `a` rule: it resets the whole policy to allow-all or deny-all, whatever its numbers.
     fn is_all(&self) -> bool {
         self.kind == 'a'
     }

@@ -113,8 +113,9 @@ pub fn set_memory(dir: &Path, m: &LinuxMemory) -> Result<(), CgroupError> {
 }
 
 /// cgroup v1 cpu.shares (2..=262144, default 1024) to v2 cpu.weight (1..=10000, default 100),
-/// using the quadratic-in-log2 mapping of runc ≥ 1.3.2 and crun ≥ 1.23 so that 2 → 1,
-/// 1024 → 100 and 262144 → 10000 (the older linear formula mapped the default 1024 to 39).
+/// using the quadratic-in-log2 mapping newer runc and crun releases adopted, so that 2 → 1,
+/// 1024 → 100 and 262144 → 10000 (the older linear formula, still in the runc 1.1 installed on
+/// the dev machines, maps the default 1024 to 39).
 /// 0 means "unset".
 pub fn shares_to_weight(shares: u64) -> u64 {
     match shares {

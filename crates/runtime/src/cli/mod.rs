@@ -321,8 +321,17 @@ fn create_options(a: CreateArgs, root: &std::path::Path) -> CreateOptions {
         pid_file: a.pid_file,
         no_pivot: a.no_pivot,
         stdio: None,
-        preserve_fds: a.preserve_fds,
+        preserve_fds: a.preserve_fds + listen_fds(),
     }
+}
+
+/// Socket activation (`LISTEN_FDS=n` in our environment, as systemd sets it): those fds
+/// (3..3+n) pass through to the container like `--preserve-fds`, as runc does.
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {
@@ -332,10 +341,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {
             let bytes = std::fs::read(p)
                 .map_err(|e| RuntimeError::io(format!("reading {}", p.display()), e))?;
             serde_json::from_slice::<oci_spec::runtime::Process>(&bytes).map_err(|e| {
-                RuntimeError::io(
-                    format!("parsing {}", p.display()),
-                    std::io::Error::other(e),
-                )
+                RuntimeError::io(format!("parsing {}", p.display()), std::io::Error::other(e))
             })?
         }
         None => {
@@ -344,11 +350,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {
                     "exec needs a command (or -p process.json)".into(),
                 ));
             }
-            let mut p = c
-                .spec()?
-                .process()
-                .clone()
-                .unwrap_or_default();
+            let mut p = c.spec()?.process().clone().unwrap_or_default();
             p.set_args(Some(a.args.clone()));
             p.set_terminal(Some(a.tty));
             p
@@ -379,6 +381,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {
             console_socket: a.console_socket,
             pid_file: a.pid_file,
             preserve_fds: a.preserve_fds,
+            detach: a.detach,
         },
     )?;
     if a.detach {
@@ -435,7 +438,9 @@ mod tests {
     fn sealed_for_entering_commands() {
         let v = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
         assert!(needs_sealed_binary(&v(&["x", "--root", "/r", "run", "a"])));
-        assert!(!needs_sealed_binary(&v(&["x", "--root", "/r", "kill", "a"])));
+        assert!(!needs_sealed_binary(&v(&[
+            "x", "--root", "/r", "kill", "a"
+        ])));
         assert!(needs_sealed_binary(&v(&["x", "run", "a"])));
         assert!(needs_sealed_binary(&v(&["x", "exec", "a", "sh"])));
         assert!(!needs_sealed_binary(&v(&["x", "state", "a"])));

@@ -67,6 +67,8 @@ impl Drop for Cleanup {
 /// [`Container::start`].
 pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     state::validate_id(&opts.id)?;
+    let mut primer = crate::process::prime::adopt_or_start();
+    crate::timing::mark("create: start");
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io(format!("bundle {}", opts.bundle.display()), e))?;
     let loaded = crate::spec::load(&bundle)?;
@@ -76,8 +78,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     if terminal && opts.console_socket.is_none() {
         return Err(crate::console::ConsoleError::NoSocket.into());
     }
-    if spec.hostname().is_some() && !has_new_ns(spec, oci_spec::runtime::LinuxNamespaceType::Uts)
-    {
+    if spec.hostname().is_some() && !has_new_ns(spec, oci_spec::runtime::LinuxNamespaceType::Uts) {
         return Err(RuntimeError::Unsupported(
             "hostname is set but the spec has no new uts namespace".into(),
         ));
@@ -87,6 +88,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         None => None,
     };
     let plan = namespaces::plan(spec)?;
+    crate::timing::mark("create: spec loaded");
 
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut cleanup = Cleanup {
@@ -96,7 +98,8 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     };
     let spec_json = serde_json::to_vec(spec)
         .map_err(|e| RuntimeError::io("serializing spec", std::io::Error::other(e)))?;
-    state::write_atomic(&dir.path().join(state::CONFIG_FILE), &spec_json)
+    // Not fsynced: until the durable `created` record exists, a crash leaves nothing to keep.
+    state::write_file(&dir.path().join(state::CONFIG_FILE), &spec_json, false)
         .map_err(|e| RuntimeError::io("saving config.json", e))?;
 
     let min_fd = 3 + opts.preserve_fds as i32;
@@ -122,8 +125,8 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         Some(fd) => Some(PidForChildren::enter(fd)?),
         None => None,
     };
-    let forked = clone::fork_with_namespaces(plan.clone_flags)
-        .map_err(|e| RuntimeError::io("clone3", e))?;
+    let forked =
+        clone::fork_with_namespaces(plan.clone_flags).map_err(|e| RuntimeError::io("clone3", e))?;
     let Some(Child { pid, pidfd }) = forked else {
         drop(parent_ch);
         let cfg = InitConfig {
@@ -141,6 +144,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     };
     drop(pid_ns_guard);
     cleanup.child = Some(pid);
+    crate::timing::mark("create: cloned");
     drop((child_ch, listener, console, opts.stdio));
 
     let start_time = state::proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
@@ -166,11 +170,13 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         new_pid_ns: plan.new_pid_ns,
         paused: false,
     };
-    dir.write_record(&record)?;
+    dir.write_record_quick(&record)?;
 
     // Parent side of the handshake; the child's own error wins over our follow-up errors.
     let result = (|| -> Result<(), RuntimeError> {
         if let Some(cg) = manager(&cg_path)? {
+            primer.reap();
+            crate::timing::mark("create: primer reaped");
             cg.apply(pid)?;
             cleanup.cgroup = Some(cg);
         }
@@ -183,6 +189,10 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
             namespaces::write_id_maps(pid, spec)?;
         }
         parent_ch.send(&Msg::Continue)?;
+        crate::timing::mark("create: cgroup placed");
+        // Make the record durable while the init builds its filesystem (overlaps the fsyncs
+        // with the mounts); the `created` update below then only needs an atomic rename.
+        dir.write_record(&record)?;
         parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
         let creating = hook_state(&record, Status::Creating);
         hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
@@ -195,10 +205,14 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
             state_json: creating,
         })?;
         parent_ch.expect("ready", |m| *m == Msg::Ready)?;
+        crate::timing::mark("create: init ready");
         Ok(())
     })();
     if let Err(e) = result {
-        // If the child failed first, its message is the real cause.
+        // Stop the child (it may be blocked waiting for us), then look for a message it sent
+        // before: if it failed first, that is the real cause.
+        // SAFETY: kill on our own, unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
         if let Ok(Some(Msg::Error(text))) = parent_ch.recv() {
             return Err(RuntimeError::Channel(
                 crate::process::channel::ChannelError::Peer(text),
@@ -207,18 +221,15 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         return Err(e);
     }
     record.state.status = Status::Created;
-    dir.write_record(&record)?;
+    dir.write_record_quick(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
     cleanup.child = None;
     cleanup.cgroup = None;
     cleanup.dir = None;
-    Ok(Container {
-        dir,
-        record,
-        pidfd,
-    })
+    crate::timing::mark("create: done");
+    Ok(Container { dir, record, pidfd })
 }
 
 fn has_new_ns(spec: &oci_spec::runtime::Spec, t: oci_spec::runtime::LinuxNamespaceType) -> bool {

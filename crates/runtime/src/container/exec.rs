@@ -31,6 +31,9 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// fds 3..3+n survive into the process.
     pub preserve_fds: u32,
+    /// The caller will not wait for the process (`exec -d`). The library never waits either
+    /// way ([`ExecProcess::wait`] is the caller's choice); kept so callers can pass it through.
+    pub detach: bool,
 }
 
 /// A process started by [`exec`], a direct child of the caller.
@@ -86,6 +89,7 @@ pub fn exec(
     process: &Process,
     opts: ExecOptions,
 ) -> Result<ExecProcess, RuntimeError> {
+    let mut primer = crate::process::prime::adopt_or_start();
     let c = load(root, id)?;
     let status = c.status();
     if !matches!(status, Status::Running | Status::Created) {
@@ -142,6 +146,7 @@ pub fn exec(
     drop((child_ch, console, opts.stdio));
     let result = (|| -> Result<(), RuntimeError> {
         if let Some(cg) = manager(&c.record.cgroup_path)? {
+            primer.reap();
             cg.apply(pid)?;
         }
         parent_ch.send(&Msg::Continue)?;
@@ -154,10 +159,13 @@ pub fn exec(
         })
     })();
     if let Err(e) = result {
-        // SAFETY: kill/waitpid on our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        // An exec failure already reaped the child; anything else: stop and reap it.
+        if !matches!(e, RuntimeError::ExecFailed { .. }) {
+            // SAFETY: kill/waitpid on our own, unreaped child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
         }
         return Err(e);
     }

@@ -63,6 +63,9 @@ mod tests {
         let devs = res.devices().as_ref().unwrap();
         assert!(!devs[0].allow());
         assert_eq!(devs.len(), 1 + ALLOWED.len());
-        assert!(devs.iter().any(|d| d.major() == Some(1) && d.minor() == Some(3) && d.allow()));
+        assert!(
+            devs.iter()
+                .any(|d| d.major() == Some(1) && d.minor() == Some(3) && d.allow())
+        );
     }
 }

@@ -72,8 +72,8 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
             .map_err(|e| ExecFailure::setup("setting oom_score_adj", e))?;
     }
     if let Some(limits) = p.rlimits() {
-        let warnings = rlimits::apply(limits)
-            .map_err(|e| ExecFailure::setup("setting rlimits", e))?;
+        let warnings =
+            rlimits::apply(limits).map_err(|e| ExecFailure::setup("setting rlimits", e))?;
         for w in warnings {
             eprintln!("warning: {w}");
         }
@@ -93,8 +93,7 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
     }
     set_user(p)?;
     let capabilities = raisable_ambient(capabilities);
-    caps::apply_sets(&capabilities)
-        .map_err(|e| ExecFailure::setup("applying capabilities", e))?;
+    caps::apply_sets(&capabilities).map_err(|e| ExecFailure::setup("applying capabilities", e))?;
     if nnp {
         crate::security::set_no_new_privs()
             .map_err(|e| ExecFailure::setup("setting no_new_privs", e))?;
@@ -107,9 +106,13 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
     let cstr = |s: &str| {
         CString::new(s).map_err(|_| ExecFailure::setup("argument or env", "contains NUL"))
     };
-    let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let argv = args
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     mark_fds_cloexec(opts.preserve_fds)?;
+    reset_signals();
     Ok((path, argv, envp))
 }
 
@@ -169,7 +172,10 @@ fn set_user(p: &Process) -> Result<(), ExecFailure> {
 fn enter_cwd(cwd: &Path) -> Result<(), ExecFailure> {
     std::env::set_current_dir(cwd).map_err(|e| ExecFailure {
         code: 1,
-        message: format!("chdir to cwd ({}) set in config.json failed: {e}", cwd.display()),
+        message: format!(
+            "chdir to cwd ({}) set in config.json failed: {e}",
+            cwd.display()
+        ),
     })?;
     let outside = || ExecFailure {
         code: 1,
@@ -215,6 +221,44 @@ fn resolve(arg0: &str, env: &[String]) -> Result<PathBuf, ExecFailure> {
     })
 }
 
+/// Ignored signals and the blocked mask survive `execve`: the runtime ignores SIGPIPE (as every
+/// Rust binary) and a caller may block or ignore others, none of which the container process
+/// should inherit.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` on arches with `sa_restorer` (x86_64, arm64).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // The raw syscall, since glibc refuses its internal real-time signals (32, 33), which a
+    // parent may have left ignored too.
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a valid struct; the old action is not requested.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+}
+
 fn mark_fds_cloexec(preserve: u32) -> Result<(), ExecFailure> {
     let first = 3u32.saturating_add(preserve);
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
@@ -247,6 +291,7 @@ fn exec(path: &Path, argv: &[CString], envp: &[CString], opts: &FinishOptions<'_
         return ExecFailure::setup("loading seccomp filter", e);
     }
     super::clone::set_name("berth:execve");
+    crate::timing::mark("init: execve");
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
@@ -254,7 +299,10 @@ fn exec(path: &Path, argv: &[CString], envp: &[CString], opts: &FinishOptions<'_
     // SAFETY: all pointers point into live CStrings, both arrays are NULL-terminated.
     unsafe { libc::execve(cpath.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     let e = std::io::Error::last_os_error();
-    let shown = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let shown = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match e.raw_os_error() {
         Some(libc::ENOENT) => ExecFailure {
             code: 127,

@@ -6,4 +6,5 @@ pub mod clone;
 pub mod finish;
 pub mod init;
 pub mod namespaces;
+pub mod prime;
 pub mod socket;

@@ -31,18 +31,18 @@ fn with_short_path<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io
     f(&short)
 }
 
-fn seqpacket() -> io::Result<OwnedFd> {
+fn stream_socket() -> io::Result<OwnedFd> {
     Ok(socket(
         AddressFamily::Unix,
-        SockType::SeqPacket,
+        SockType::Stream,
         SockFlag::SOCK_CLOEXEC,
         None,
     )?)
 }
 
-/// Bind and listen on a seqpacket socket at `path`.
+/// Bind and listen on a stream socket at `path`.
 pub fn listen_at(path: &Path) -> io::Result<OwnedFd> {
-    let fd = seqpacket()?;
+    let fd = stream_socket()?;
     with_short_path(path, |p| {
         bind(fd.as_raw_fd(), &UnixAddr::new(p)?)?;
         Ok(())
@@ -51,9 +51,9 @@ pub fn listen_at(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Connect to the seqpacket socket at `path`.
+/// Connect to the stream socket at `path`.
 pub fn connect_to(path: &Path) -> io::Result<OwnedFd> {
-    let fd = seqpacket()?;
+    let fd = stream_socket()?;
     with_short_path(path, |p| {
         connect(fd.as_raw_fd(), &UnixAddr::new(p)?)?;
         Ok(())
@@ -121,9 +121,6 @@ mod tests {
             super::super::channel::Channel::from_fd(a),
         );
         ca.send(&super::super::channel::Msg::Ready).unwrap();
-        assert_eq!(
-            cb.recv().unwrap(),
-            Some(super::super::channel::Msg::Ready)
-        );
+        assert_eq!(cb.recv().unwrap(), Some(super::super::channel::Msg::Ready));
     }
 }

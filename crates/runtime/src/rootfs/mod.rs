@@ -10,7 +10,7 @@
 //! 4. [`finalize`] — sysctls, read-only and masked paths, `root.readonly`; needs the container's
 //!    own `/proc` (the spec mounts one).
 //!
-//! Every path inside the rootfs is resolved with [`path_safety`] (never leaving the rootfs,
+//! Every path inside the rootfs is resolved with `path_safety` (never leaving the rootfs,
 //! whatever symlinks the image holds), and every mount targets the resulting fd.
 
 mod cgroup;

@@ -76,6 +76,14 @@ pub enum CapsError {
         #[source]
         source: caps::errors::CapsError,
     },
+    /// The spec grants capabilities the runtime itself does not hold (on the development
+    /// machines CAP_SYS_RESOURCE is missing even from the host's bounding set); a process can
+    /// never add to its permitted set.
+    #[error("cannot grant [{0}]: the runtime itself does not hold them (not in its permitted set)")]
+    NotHeld(String),
+    /// Reading the current permitted set failed.
+    #[error("reading the permitted capability set")]
+    ReadPermitted(#[source] caps::errors::CapsError),
     /// Clearing the ambient set failed.
     #[error("clearing the ambient capability set")]
     ClearAmbient(#[source] caps::errors::CapsError),
@@ -147,6 +155,12 @@ pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), CapsError> {
 /// permitted and inheritable.
 pub fn apply_sets(caps: &LinuxCapabilities) -> Result<(), CapsError> {
     let last = last_cap()?;
+    let held = caps::read(None, CapSet::Permitted).map_err(CapsError::ReadPermitted)?;
+    let permitted = kernel_set(caps.permitted().as_ref(), last)?;
+    let missing: CapsHashSet = permitted.difference(&held).copied().collect();
+    if !missing.is_empty() {
+        return Err(CapsError::NotHeld(names(&missing)));
+    }
     let base = [
         ("inheritable", CapSet::Inheritable, caps.inheritable()),
         ("effective", CapSet::Effective, caps.effective()),

@@ -2,12 +2,14 @@
 //! plus Docker's default capability set and seccomp profile for the daemon.
 //!
 //! Order the container init must follow (the same as runc):
-//! 1. in the runtime parent: [`caps::validate_names`] on the raw `config.json`, then
-//!    [`seccomp::compile`] (so a bad profile fails `create`, not the init);
+//! 1. in the runtime parent: [`caps::validate_names`], [`rlimits::validate_types`] and
+//!    [`seccomp::validate_names`] on the raw `config.json` (clear errors before oci-spec's
+//!    serde ones), then [`seccomp::compile`] (so a bad profile fails `create`, not the init);
 //! 2. init, still uid 0: [`rlimits::apply`] (raising is checked against the runtime's own
 //!    limits), [`caps::drop_bounding`], [`caps::set_keep_caps`]`(true)`;
 //! 3. if `noNewPrivileges` is false and seccomp is set: load the filter now, while the init
-//!    still has `CAP_SYS_ADMIN` (loading without no_new_privs needs it). The filter must then
+//!    still has `CAP_SYS_ADMIN` (loading without no_new_privs needs it; CAP_SYS_ADMIN in the
+//!    container's own user namespace is enough). The filter must then
 //!    allow what the init does afterwards (setgroups/setuid/capset/prctl/execve) — Docker's
 //!    default profile does;
 //! 4. setgroups/setgid/setuid, [`caps::apply_sets`];

@@ -113,6 +113,16 @@ pub enum SeccompError {
     /// A precompiled program is empty, too long or not a whole number of instructions.
     #[error("seccomp: invalid BPF program: {0}")]
     BadProgram(String),
+    /// A value in the raw `linux.seccomp` that oci-spec would refuse, with its place.
+    #[error("seccomp: unknown {kind} {value} at {path}")]
+    UnknownValue {
+        /// `action`, `architecture`, `flag` or `operator`.
+        kind: &'static str,
+        /// The value as written (JSON).
+        value: String,
+        /// Where, e.g. `linux.seccomp.syscalls[3].action`.
+        path: String,
+    },
     /// `seccomp(SECCOMP_SET_MODE_FILTER)` with a precompiled program failed.
     #[error("seccomp: loading precompiled BPF (needs no_new_privs or CAP_SYS_ADMIN)")]
     LoadBpf(#[source] std::io::Error),
@@ -124,6 +134,65 @@ pub struct CompiledFilter {
     ctx: ScmpFilterContext,
     flags: u32,
     skipped: Vec<String>,
+}
+
+/// Check the enumerated values of `linux.seccomp` in the raw `config.json` (actions,
+/// architectures, flags, operators) before oci-spec deserializes it, so an unknown one is
+/// reported with its value and place rather than as a bare serde error.
+pub fn validate_names(raw_spec_json: &serde_json::Value) -> Result<(), SeccompError> {
+    let Some(seccomp) = raw_spec_json.get("linux").and_then(|l| l.get("seccomp")) else {
+        return Ok(());
+    };
+    let base = "linux.seccomp";
+    check::<LinuxSeccompAction>("action", seccomp.get("defaultAction"), || {
+        format!("{base}.defaultAction")
+    })?;
+    for (i, arch) in items(seccomp.get("architectures")) {
+        check::<Arch>("architecture", Some(arch), || {
+            format!("{base}.architectures[{i}]")
+        })?;
+    }
+    for (i, flag) in items(seccomp.get("flags")) {
+        check::<LinuxSeccompFilterFlag>("flag", Some(flag), || format!("{base}.flags[{i}]"))?;
+    }
+    for (i, rule) in items(seccomp.get("syscalls")) {
+        check::<LinuxSeccompAction>("action", rule.get("action"), || {
+            format!("{base}.syscalls[{i}].action")
+        })?;
+        for (j, arg) in items(rule.get("args")) {
+            check::<LinuxSeccompOperator>("operator", arg.get("op"), || {
+                format!("{base}.syscalls[{i}].args[{j}].op")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The elements of an optional JSON array (anything else: none; oci-spec reports the shape).
+fn items(value: Option<&serde_json::Value>) -> impl Iterator<Item = (usize, &serde_json::Value)> {
+    value
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+}
+
+/// `value` (if present) must deserialize as `T`.
+fn check<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    value: Option<&serde_json::Value>,
+    path: impl FnOnce() -> String,
+) -> Result<(), SeccompError> {
+    match value {
+        Some(v) if serde_json::from_value::<T>(v.clone()).is_err() => {
+            Err(SeccompError::UnknownValue {
+                kind,
+                value: v.to_string(),
+                path: path(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Validate and compile the spec's filter. Unknown syscall names on this arch are skipped
@@ -245,7 +314,7 @@ pub fn load_bpf_with_flags(program: &[u8], flags: u32) -> Result<(), SeccompErro
 
 /// Split the bytes into `struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }` records.
 fn parse_program(program: &[u8]) -> Result<Vec<libc::sock_filter>, SeccompError> {
-    if program.is_empty() || program.len() % BPF_INSN_SIZE != 0 {
+    if program.is_empty() || !program.len().is_multiple_of(BPF_INSN_SIZE) {
         return Err(SeccompError::BadProgram(format!(
             "{} bytes is not a non-zero multiple of {BPF_INSN_SIZE}",
             program.len()

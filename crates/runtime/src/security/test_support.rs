@@ -94,3 +94,16 @@ pub(crate) fn cap_mask(key: &str) -> Result<u64, String> {
     let text = status_field(key)?;
     u64::from_str_radix(&text, 16).map_err(|e| format!("{key} {text:?}: {e}"))
 }
+
+/// Run a raw syscall with integer arguments and return its errno, `None` on success.
+/// Callers pass no pointers except null (0), so the kernel reads or writes no user memory.
+pub(crate) fn syscall_errno(nr: libc::c_long, args: [libc::c_long; 3]) -> Option<i32> {
+    // SAFETY: integer arguments only (see above); a null pointer argument makes the kernel
+    // fail with EFAULT instead of touching memory.
+    let rc = unsafe { libc::syscall(nr, args[0], args[1], args[2]) };
+    if rc < 0 {
+        std::io::Error::last_os_error().raw_os_error()
+    } else {
+        None
+    }
+}

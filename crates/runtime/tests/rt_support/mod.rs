@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[allow(unused_imports)] // not every test crate uses both
 pub use serde_json::{Value, json};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -20,7 +21,10 @@ pub struct Rt {
 
 impl Rt {
     pub fn new() -> Self {
-        let tmp = tempfile::Builder::new().prefix("berth-rt-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-rt-")
+            .tempdir()
+            .unwrap();
         let root = tmp.path().join("state");
         Rt {
             tmp,
@@ -56,11 +60,7 @@ impl Rt {
     /// Run to completion with stdin closed, capturing output. Only for commands that do not
     /// leave a process holding stdout (so not `create`/`run -d`: use [`Rt::detached`]).
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
     }
 
     /// Run a command whose container outlives it (`create`, `run -d`): the container's stdio
@@ -90,7 +90,10 @@ impl Rt {
     }
 
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap_or_default().to_string()
+        self.state(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Wait (bounded by a generous limit, not a timing assertion) until `id` is stopped.

@@ -211,3 +211,34 @@ fn validate_names_names_the_unknown_capability() {
         Err(CapsError::NotAList { set: "ambient" })
     ));
 }
+
+#[test]
+fn granting_a_capability_the_runtime_lacks_is_a_named_error() {
+    if !is_root() {
+        println!("SKIP: needs root");
+        return;
+    }
+    in_child(|| {
+        // Make sure this child lacks CAP_SYS_RESOURCE, whatever the host grants.
+        caps::drop(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_RESOURCE,
+        )
+        .and_then(|()| {
+            caps::drop(
+                None,
+                caps::CapSet::Permitted,
+                caps::Capability::CAP_SYS_RESOURCE,
+            )
+        })
+        .map_err(|e| e.to_string())?;
+        let mut caps = spec();
+        caps.set_permitted(set(&[C::Chown, C::SysResource]));
+        caps.set_effective(set(&[C::Chown]));
+        match apply_sets(&caps) {
+            Err(CapsError::NotHeld(names)) if names == "CAP_SYS_RESOURCE" => Ok(()),
+            other => Err(format!("expected NotHeld(CAP_SYS_RESOURCE), got {other:?}")),
+        }
+    });
+}

@@ -289,6 +289,14 @@ fn flags_are_applied() {
         filter.load().map_err(|e| format!("load: {e:?}"))?;
         expect_errno("getcwd", getcwd_errno(), Some(77))
     });
+    // The same filter, exported and loaded raw with the flag bits.
+    let program = filter.export_bpf().unwrap();
+    in_child(|| {
+        crate::security::set_no_new_privs().map_err(|e| format!("{e:?}"))?;
+        load_bpf_with_flags(&program, filter.filter_flags())
+            .map_err(|e| format!("load_bpf_with_flags: {e:?}"))?;
+        expect_errno("getcwd", getcwd_errno(), Some(77))
+    });
 }
 
 #[test]
@@ -328,4 +336,36 @@ fn rules_equal_to_the_default_are_dropped() {
         ]
     })))
     .unwrap();
+}
+
+#[test]
+fn validate_names_points_at_the_unknown_value() {
+    let mut raw = json!({"linux": {"seccomp": {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+        "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+        ]
+    }}});
+    validate_names(&raw).unwrap();
+    serde_json::from_value::<LinuxSeccomp>(raw["linux"]["seccomp"].clone()).unwrap();
+
+    raw["linux"]["seccomp"]["syscalls"][1]["args"][0]["op"] = json!("SCMP_CMP_FOO");
+    let err = validate_names(&raw).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"seccomp: unknown operator "SCMP_CMP_FOO" at linux.seccomp.syscalls[1].args[0].op"#
+    );
+    assert!(serde_json::from_value::<LinuxSeccomp>(raw["linux"]["seccomp"].clone()).is_err());
+
+    raw["linux"]["seccomp"]["syscalls"][0]["action"] = json!("SCMP_ACT_BOOM");
+    let err = validate_names(&raw).unwrap_err();
+    assert!(err.to_string().contains("syscalls[0].action"), "{err}");
+    raw["linux"]["seccomp"]["architectures"][0] = json!("SCMP_ARCH_Z80");
+    let err = validate_names(&raw).unwrap_err();
+    assert!(err.to_string().contains("architectures[0]"), "{err}");
+    validate_names(&json!({"linux": {}})).unwrap();
 }
