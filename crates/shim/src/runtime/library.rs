@@ -119,6 +119,8 @@ impl Library {
                 console_socket: req.console_socket.map(Path::to_path_buf),
                 pid_file: None,
                 preserve_fds: 0,
+                // The shim reaps it through SIGCHLD like every child; nobody blocks on it.
+                detach: true,
             },
         )
         .map_err(|e| failed("exec", e))?;
