@@ -259,13 +259,8 @@ fn v1_lifecycle_on_host_hierarchies() {
     assert!(stats.pids_current >= 1, "{stats:?}");
     assert_eq!(stats.pids_limit, 64);
     assert!(stats.memory_max_usage >= stats.memory_usage, "{stats:?}");
-    if m.dir("cpuacct")
-        .unwrap()
-        .join("cpuacct.usage_user")
-        .exists()
-    {
-        assert!(stats.cpu_user_ns + stats.cpu_system_ns > 0, "{stats:?}");
-    }
+    // cpuacct.usage_user/_sys are tick-sampled: a short-lived child can have 0 ticks under load,
+    // so only the exact cpuacct.usage is asserted here (the split is unit-tested on fixtures).
     assert_eq!(guard.0.pids().unwrap(), [w.pid()]);
 
     guard.0.freeze().unwrap();
