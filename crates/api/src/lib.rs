@@ -8,6 +8,8 @@
 //! - [`models`]: the bollard-stubs models (they serialize to Docker's field names), plus a few
 //!   structs of our own where the generated ones do not fit.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod error;
 pub mod filters;
 pub mod query;

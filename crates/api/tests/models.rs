@@ -1,5 +1,7 @@
 //! The bollard-stubs models accept what the real docker CLI sends.
 
+#![allow(clippy::unwrap_used)]
+
 use berth_api::models::{ContainerCreateBody, HostConfig};
 
 #[test]
