@@ -32,7 +32,9 @@ pub struct Daemon {
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Daemon")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,6 +71,22 @@ impl Daemon {
         self.config.exec_root.join("runtime")
     }
 
+    /// The runtime binary the shim should exec for a container asking for `runtime` (None:
+    /// the shim's in-process berth runtime). Unknown names are Docker's 400.
+    pub fn runtime_binary(&self, runtime: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
+        let name = runtime
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&self.config.default_runtime);
+        if name == "berth" {
+            return Ok(None);
+        }
+        self.config
+            .runtimes
+            .get(name)
+            .map(|p| Some(PathBuf::from(p)))
+            .ok_or_else(|| ApiError::invalid(format!("unknown or invalid runtime name: {name}")))
+    }
+
     /// Remembers a removed container's exit code.
     pub fn note_removed(&self, id: &str, name: &str, exit_code: i64) {
         let mut r = lock(&self.removed);
@@ -81,7 +99,11 @@ impl Daemon {
     /// The exit code of a container removed recently, by id, id prefix or name.
     pub fn recently_removed(&self, key: &str) -> Option<i64> {
         let r = lock(&self.removed);
-        let name = if key.starts_with('/') { key.to_owned() } else { format!("/{key}") };
+        let name = if key.starts_with('/') {
+            key.to_owned()
+        } else {
+            format!("/{key}")
+        };
         r.iter()
             .rev()
             .find(|(id, n, _)| id == key || *n == name || (key.len() >= 12 && id.starts_with(key)))

@@ -9,9 +9,13 @@ use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTHD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if level == "fatal" { "error" } else { level }));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTHD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if level == "fatal" { "error" } else { level })
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -27,7 +31,10 @@ fn main() -> ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berthd: starting the async runtime: {e}");

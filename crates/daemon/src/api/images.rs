@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_api::ApiError;
 use berth_api::query::{ImageListQuery, ImageLoadQuery, ImageRemoveQuery, ImageTagQuery};
 use berth_api::types::ProgressMessage;
@@ -26,10 +26,18 @@ const MAX_ARCHIVE: u64 = 64 * 1024 * 1024 * 1024;
 
 /// `POST /images/load`: the body (a `docker save` tar) is spooled to a temp file in the data
 /// root, then loaded by the store; progress is Docker's JSON lines.
-pub async fn load(State(d): D, DockerQuery(q): DockerQuery<ImageLoadQuery>, req: Request) -> ApiResult<Response> {
+pub async fn load(
+    State(d): D,
+    DockerQuery(q): DockerQuery<ImageLoadQuery>,
+    req: Request,
+) -> ApiResult<Response> {
     let tmp_dir = d.config.data_root.join("tmp");
-    std::fs::create_dir_all(&tmp_dir).map_err(|e| ApiError::internal(format!("creating {}: {e}", tmp_dir.display())))?;
-    let path = tmp_dir.join(format!("load-{}.tar", crate::fsutil::random_hex(8).unwrap_or_default()));
+    std::fs::create_dir_all(&tmp_dir)
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", tmp_dir.display())))?;
+    let path = tmp_dir.join(format!(
+        "load-{}.tar",
+        crate::fsutil::random_hex(8).unwrap_or_default()
+    ));
     let guard = TempFile(path.clone());
     let mut file = tokio::fs::File::create(&path)
         .await
@@ -40,18 +48,29 @@ pub async fn load(State(d): D, DockerQuery(q): DockerQuery<ImageLoadQuery>, req:
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading request body: {e}")))?;
         total += chunk.len() as u64;
         if total > MAX_ARCHIVE {
-            return Err(ApiError::new(berth_api::ErrorKind::PayloadTooLarge, "image archive too large").into());
+            return Err(ApiError::new(
+                berth_api::ErrorKind::PayloadTooLarge,
+                "image archive too large",
+            )
+            .into());
         }
-        file.write_all(&chunk).await.map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
     }
-    file.flush().await.map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
+    file.flush()
+        .await
+        .map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
     drop(file);
     let p2 = path.clone();
     let messages = d.blocking(move |d| d.images.load(&p2)).await?;
     drop(guard);
     let mut out = String::new();
     for m in messages {
-        let line = ProgressMessage { stream: Some(format!("{m}\n")), ..Default::default() };
+        let line = ProgressMessage {
+            stream: Some(format!("{m}\n")),
+            ..Default::default()
+        };
         out.push_str(&serde_json::to_string(&line).unwrap_or_default());
         out.push('\n');
     }
@@ -78,10 +97,16 @@ pub async fn list(State(d): D, DockerQuery(q): DockerQuery<ImageListQuery>) -> A
     let all = q.all;
     let mut images = d.blocking(move |d| d.images.list(all)).await?;
     if filters.contains("reference") {
-        let wanted = filters.get("reference").iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let wanted = filters
+            .get("reference")
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>();
         images.retain(|i| {
             i.repo_tags.iter().any(|t| {
-                wanted.iter().any(|w| t == w || t.split(':').next() == Some(w.as_str()))
+                wanted
+                    .iter()
+                    .any(|w| t == w || t.split(':').next() == Some(w.as_str()))
             })
         });
     }
@@ -112,18 +137,31 @@ pub async fn by_name(
         (Method::POST, "tag") => {
             let repo = tq.repo.unwrap_or_default();
             if repo.is_empty() {
-                return Err(ApiError::invalid("repository name must have at least one component").into());
+                return Err(
+                    ApiError::invalid("repository name must have at least one component").into(),
+                );
             }
-            let tag = tq.tag.filter(|t| !t.is_empty()).unwrap_or_else(|| "latest".to_owned());
-            d.blocking(move |d| d.images.tag(&name, &repo, &tag)).await?;
+            let tag = tq
+                .tag
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "latest".to_owned());
+            d.blocking(move |d| d.images.tag(&name, &repo, &tag))
+                .await?;
             Ok(StatusCode::CREATED.into_response())
         }
-        (m, a) => Err(ApiError::not_implemented(format!("not implemented: {m} /images/{rest}", rest = format!("{name}/{a}"))).into()),
+        (m, a) => Err(ApiError::not_implemented(format!(
+            "not implemented: {m} /images/{name}/{a}"
+        ))
+        .into()),
     }
 }
 
 /// `DELETE /images/{name}`.
-pub async fn remove(State(d): D, Path(name): Path<String>, DockerQuery(q): DockerQuery<ImageRemoveQuery>) -> ApiResult<Response> {
+pub async fn remove(
+    State(d): D,
+    Path(name): Path<String>,
+    DockerQuery(q): DockerQuery<ImageRemoveQuery>,
+) -> ApiResult<Response> {
     let used: Vec<(String, String)> = d
         .containers
         .all()

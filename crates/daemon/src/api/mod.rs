@@ -66,7 +66,12 @@ fn image_routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/images/load", post(images::load))
         .route("/images/json", get(images::list))
-        .route("/images/{*rest}", get(images::by_name).post(images::by_name).delete(images::remove))
+        .route(
+            "/images/{*rest}",
+            get(images::by_name)
+                .post(images::by_name)
+                .delete(images::remove),
+        )
 }
 
 fn system_routes() -> Router<Arc<Daemon>> {
@@ -85,6 +90,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(image_routes())
         .fallback(not_implemented)
         .method_not_allowed_fallback(not_implemented)
+        // Bodies are bounded by our own extractors (json::MAX_JSON_BODY) or streamed (load).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(daemon)
 }
 
@@ -131,6 +138,9 @@ where
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert("Server", HeaderValue::from_static("Docker/berth-0.1.0 (linux)"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static("Docker/berth-0.1.0 (linux)"),
+    );
     resp
 }

@@ -44,8 +44,12 @@ fn start_error(err: &ShimError, path: &str) -> (ApiError, i64) {
     };
     let mut full = format!("failed to create task for container: OCI runtime create failed: {msg}");
     match code {
-        127 if !(msg.contains("executable file not found") || msg.contains("no such file or directory")) => {
-            full.push_str(&format!(": exec: \"{path}\": executable file not found in $PATH"));
+        127 if !(msg.contains("executable file not found")
+            || msg.contains("no such file or directory")) =>
+        {
+            full.push_str(&format!(
+                ": exec: \"{path}\": executable file not found in $PATH"
+            ));
         }
         126 if !msg.contains("permission denied") && !msg.contains("is a directory") => {
             full.push_str(&format!(": exec: \"{path}\": permission denied"));
@@ -126,6 +130,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     let tty = rec.config.tty == Some(true);
     let log_path = std::path::PathBuf::from(&rec.log_path);
     let runtime_root = daemon.runtime_root();
+    let runtime_binary = daemon.runtime_binary(rec.host_config.runtime.as_deref())?;
     let ready = shim::spawn(SpawnArgs {
         binary: &daemon.config.shim_binary,
         id: &id,
@@ -135,6 +140,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         log_path: &log_path,
         terminal: tty,
         stdin: rec.config.open_stdin == Some(true),
+        runtime_binary: runtime_binary.as_deref(),
     })
     .await;
     if let Err(e) = ready {
@@ -190,8 +196,13 @@ pub fn read_exit_file(daemon: &Daemon, id: &str) -> Option<(i64, String, bool)> 
     let v: Value = serde_json::from_slice(&raw).ok()?;
     Some((
         v.get("exit_code")?.as_i64()?,
-        v.get("exited_at").and_then(Value::as_str).unwrap_or("").to_owned(),
-        v.get("oom_killed").and_then(Value::as_bool).unwrap_or(false),
+        v.get("exited_at")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        v.get("oom_killed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     ))
 }
 
@@ -203,7 +214,11 @@ pub fn spawn_watcher(daemon: Arc<Daemon>, entry: Arc<Entry>) {
         let (code, at, oom) = match waited {
             Ok(v) => {
                 let code = v.get("exit_code").and_then(Value::as_i64).unwrap_or(255);
-                let at = v.get("exited_at").and_then(Value::as_str).unwrap_or("").to_owned();
+                let at = v
+                    .get("exited_at")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 let oom = read_exit_file(&daemon, &entry.id).is_some_and(|(_, _, o)| o);
                 (code, at, oom)
             }
@@ -286,10 +301,11 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
         }
         go
     });
-    if still && daemon.containers.get(&entry.id).is_ok() {
-        if let Err(e) = start_locked(&daemon, &entry).await {
-            tracing::warn!(id = %entry.id, error = %e, "restart by policy failed");
-        }
+    if still
+        && daemon.containers.get(&entry.id).is_ok()
+        && let Err(e) = start_locked(&daemon, &entry).await
+    {
+        tracing::warn!(id = %entry.id, error = %e, "restart by policy failed");
     }
 }
 
@@ -301,14 +317,21 @@ async fn signal_running(daemon: &Daemon, entry: &Entry, sig: i32) -> Result<(), 
             entry.id
         )));
     }
-    shim::call(&shim_sock(daemon, &entry.id), json!({"op": "kill", "signal": sig, "all": false}))
-        .await
-        .map(|_| ())
-        .map_err(|e| ApiError::internal(format!("Cannot kill container: {}: {e}", entry.id)))
+    shim::call(
+        &shim_sock(daemon, &entry.id),
+        json!({"op": "kill", "signal": sig, "all": false}),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| ApiError::internal(format!("Cannot kill container: {}: {e}", entry.id)))
 }
 
 /// `POST /containers/{id}/kill`.
-pub async fn kill(daemon: &Arc<Daemon>, entry: &Arc<Entry>, sig: Option<&str>) -> Result<(), ApiError> {
+pub async fn kill(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    sig: Option<&str>,
+) -> Result<(), ApiError> {
     let sig = signal::parse(sig.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
     if entry.with(|r| r.state.paused) && sig == libc::SIGKILL {
         let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
@@ -353,9 +376,7 @@ async fn stop_locked(
             .or(rec.config.stop_signal.as_deref())
             .unwrap_or("SIGTERM"),
     )?;
-    let timeout = t
-        .or(rec.config.stop_timeout)
-        .unwrap_or(10);
+    let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
     let before = entry.lifecycle.borrow().exits;
     if rec.state.paused {
         let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
@@ -365,9 +386,12 @@ async fn stop_locked(
         wait_exit_after(entry, before).await;
         true
     } else {
-        tokio::time::timeout(Duration::from_secs(timeout as u64), wait_exit_after(entry, before))
-            .await
-            .is_ok()
+        tokio::time::timeout(
+            Duration::from_secs(timeout as u64),
+            wait_exit_after(entry, before),
+        )
+        .await
+        .is_ok()
     };
     if !waited {
         let _ = signal_running(daemon, entry, libc::SIGKILL).await;
@@ -377,7 +401,12 @@ async fn stop_locked(
 }
 
 /// `POST /containers/{id}/restart`.
-pub async fn restart(daemon: &Arc<Daemon>, entry: &Arc<Entry>, t: Option<i64>, sig: Option<&str>) -> Result<(), ApiError> {
+pub async fn restart(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    t: Option<i64>,
+    sig: Option<&str>,
+) -> Result<(), ApiError> {
     let _op = entry.op.lock().await;
     stop_locked(daemon, entry, t, sig).await?;
     // Let the exit handling release the shim before starting a new one.
@@ -388,17 +417,30 @@ pub async fn restart(daemon: &Arc<Daemon>, entry: &Arc<Entry>, t: Option<i64>, s
 }
 
 /// `pause`/`unpause`.
-pub async fn set_paused(daemon: &Arc<Daemon>, entry: &Arc<Entry>, pause: bool) -> Result<(), ApiError> {
+pub async fn set_paused(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    pause: bool,
+) -> Result<(), ApiError> {
     let _op = entry.op.lock().await;
     let st = entry.with(|r| r.state.clone());
     if !st.running {
-        return Err(ApiError::conflict(format!("Container {} is not running", entry.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            entry.id
+        )));
     }
     if pause && st.paused {
-        return Err(ApiError::conflict(format!("Container {} is already paused", entry.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is already paused",
+            entry.id
+        )));
     }
     if !pause && !st.paused {
-        return Err(ApiError::conflict(format!("Container {} is not paused", entry.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is not paused",
+            entry.id
+        )));
     }
     let op = if pause { "pause" } else { "resume" };
     shim::call(&shim_sock(daemon, &entry.id), json!({"op": op}))
@@ -520,7 +562,10 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        return Err(ApiError::internal(format!("removing {}: {e}", dir.display())));
+        return Err(ApiError::internal(format!(
+            "removing {}: {e}",
+            dir.display()
+        )));
     }
     let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
     daemon.containers.remove(&entry.id);
@@ -535,11 +580,21 @@ mod tests {
 
     #[test]
     fn start_errors_keep_cli_exit_code_markers() {
-        let e = ShimError::Failed { message: "exec failed".into(), exit_code: Some(127) };
+        let e = ShimError::Failed {
+            message: "exec failed".into(),
+            exit_code: Some(127),
+        };
         let (api, code) = start_error(&e, "nope");
         assert_eq!(code, 127);
-        assert!(api.message.contains("executable file not found"), "{}", api.message);
-        let e = ShimError::Failed { message: "exec failed".into(), exit_code: Some(126) };
+        assert!(
+            api.message.contains("executable file not found"),
+            "{}",
+            api.message
+        );
+        let e = ShimError::Failed {
+            message: "exec failed".into(),
+            exit_code: Some(126),
+        };
         let (api, code) = start_error(&e, "/etc");
         assert_eq!(code, 126);
         assert!(api.message.contains("permission denied"));

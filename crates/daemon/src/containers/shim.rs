@@ -76,6 +76,9 @@ pub struct SpawnArgs<'a> {
     pub terminal: bool,
     /// Keep stdin open.
     pub stdin: bool,
+    /// An external runc-compatible runtime instead of the shim's in-process berth_runtime
+    /// (the shim's `--runtime-binary` extension of the contract).
+    pub runtime_binary: Option<&'a Path>,
 }
 
 /// Spawns the shim and waits for its ready line.
@@ -99,6 +102,9 @@ pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
     }
     if args.stdin {
         cmd.arg("--stdin");
+    }
+    if let Some(rt) = args.runtime_binary {
+        cmd.arg("--runtime-binary").arg(rt);
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -128,8 +134,8 @@ pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)
-        .map_err(|e| ShimError::Pipe(e))?;
+    let mut rx =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(read_end).map_err(ShimError::Pipe)?;
     let mut buf = Vec::new();
     rx.read_to_end(&mut buf).await.map_err(ShimError::Pipe)?;
     let text = String::from_utf8_lossy(&buf);
@@ -209,7 +215,9 @@ pub async fn call(sock: &Path, req: Value) -> Result<Value, ShimError> {
     let mut resp = String::new();
     r.read_line(&mut resp).await.map_err(io)?;
     if resp.trim().is_empty() {
-        return Err(ShimError::BadResponse("connection closed without a response".into()));
+        return Err(ShimError::BadResponse(
+            "connection closed without a response".into(),
+        ));
     }
     let v: Value =
         serde_json::from_str(resp.trim()).map_err(|_| ShimError::BadResponse(resp.clone()))?;
@@ -229,8 +237,9 @@ pub async fn attach(
         path: sock.to_owned(),
         source,
     };
-    let mut line = json!({"op":"attach","stdin":stdin,"stdout":stdout,"stderr":stderr,"exec_id":exec_id})
-        .to_string();
+    let mut line =
+        json!({"op":"attach","stdin":stdin,"stdout":stdout,"stderr":stderr,"exec_id":exec_id})
+            .to_string();
     line.push('\n');
     s.write_all(line.as_bytes()).await.map_err(io)?;
     let resp = read_line_exact(&mut s).await.map_err(io)?;

@@ -53,7 +53,9 @@ pub fn validate_host_config(h: &HostConfig) -> Result<(), ApiError> {
         }
     }
     if h.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(ApiError::not_implemented("--volumes-from not supported yet"));
+        return Err(ApiError::not_implemented(
+            "--volumes-from not supported yet",
+        ));
     }
     for b in h.binds.as_deref().unwrap_or(&[]) {
         let src = b.split(':').next().unwrap_or("");
@@ -92,7 +94,9 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), ApiEr
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 4 && f[2] == u).then(|| f[3].parse::<u32>().ok()).flatten()
+                (f.len() >= 4 && f[2] == u)
+                    .then(|| f[3].parse::<u32>().ok())
+                    .flatten()
             })
             .next()
             .unwrap_or(0);
@@ -123,7 +127,9 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), ApiEr
                 .lines()
                 .filter_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse::<u32>().ok())
+                        .flatten()
                 })
                 .next()
                 .ok_or_else(|| {
@@ -170,18 +176,54 @@ fn cap_names() -> Vec<String> {
 /// Normalises `chown` / `CAP_CHOWN` to `CAP_CHOWN`.
 fn cap_name(c: &str) -> String {
     let up = c.to_ascii_uppercase();
-    if up.starts_with("CAP_") { up } else { format!("CAP_{up}") }
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
 }
 
 const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -314,23 +356,38 @@ fn mounts(rec: &ContainerRecord, h: &HostConfig) -> Vec<Value> {
         }
         let mut opts = vec!["rbind".to_owned()];
         let mode = parts.get(2).copied().unwrap_or("");
-        opts.push(if mode.split(',').any(|o| o == "ro") { "ro" } else { "rw" }.to_owned());
+        opts.push(
+            if mode.split(',').any(|o| o == "ro") {
+                "ro"
+            } else {
+                "rw"
+            }
+            .to_owned(),
+        );
         opts.push("rprivate".to_owned());
-        m.push(json!({"destination": parts[1], "type": "bind", "source": parts[0], "options": opts}));
+        m.push(
+            json!({"destination": parts[1], "type": "bind", "source": parts[0], "options": opts}),
+        );
     }
     for mt in h.mounts.as_deref().unwrap_or(&[]) {
         let t = mt.typ.map(|t| t.to_string()).unwrap_or_default();
         let target = mt.target.clone().unwrap_or_default();
         if t == "bind" {
             let mut opts = vec!["rbind", "rprivate"];
-            opts.push(if mt.read_only == Some(true) { "ro" } else { "rw" });
+            opts.push(if mt.read_only == Some(true) {
+                "ro"
+            } else {
+                "rw"
+            });
             m.push(json!({"destination": target, "type": "bind", "source": mt.source.clone().unwrap_or_default(), "options": opts}));
         } else if t == "tmpfs" {
             let mut opts = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
             if let Some(sz) = mt.tmpfs_options.as_ref().and_then(|o| o.size_bytes) {
                 opts.push(format!("size={sz}"));
             }
-            m.push(json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+            m.push(
+                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+            );
         }
     }
     for (dest, opts) in h.tmpfs.clone().unwrap_or_default() {
@@ -399,14 +456,20 @@ pub fn process(rootfs: &Path, h: &HostConfig, p: ProcessArgs<'_>) -> Result<Valu
 pub fn init_env(rec: &ContainerRecord) -> Vec<String> {
     let mut env = vec![
         format!("PATH={DEFAULT_PATH}"),
-        format!("HOSTNAME={}", rec.config.hostname.clone().unwrap_or_default()),
+        format!(
+            "HOSTNAME={}",
+            rec.config.hostname.clone().unwrap_or_default()
+        ),
     ];
     if rec.config.tty == Some(true) {
         env.push("TERM=xterm".to_owned());
     }
     for kv in rec.config.env.as_deref().unwrap_or(&[]) {
         let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-        if let Some(slot) = env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+        if let Some(slot) = env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
             *slot = kv.clone();
         } else {
             env.push(kv.clone());
@@ -464,9 +527,7 @@ pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Resul
             .unwrap_or(&[])
             .iter()
             .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-        if !unconfined
-            && let Ok(v) = serde_json::to_value(&seccomp)
-        {
+        if !unconfined && let Ok(v) = serde_json::to_value(&seccomp) {
             linux["seccomp"] = v;
         }
     }
@@ -494,7 +555,11 @@ mod tests {
     fn user_resolution() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join("etc/group"), "root:x:0:\nusers:x:100:\n").unwrap();
         assert_eq!(resolve_user(d.path(), "").unwrap().0, 0);
         let (u, g, _) = resolve_user(d.path(), "nobody").unwrap();
