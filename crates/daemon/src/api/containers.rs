@@ -140,12 +140,24 @@ pub async fn wait(
             return Err(err.into());
         }
     };
-    let body = match lifecycle::wait(&e, &cond).await {
-        Ok(b) => b,
-        Err(err) if err.http_status() == 400 => return Err(err.into()),
-        Err(err) => lifecycle::wait_failed(err.message),
-    };
-    Ok(Json(body).into_response())
+    let pending = lifecycle::wait_begin(&e, &cond)?;
+    // Headers go out now; the body when the condition is met (the docker CLI waits for the
+    // headers before it sends `start`).
+    let body = futures_util::stream::once(async move {
+        let resp = match pending.finish().await {
+            Ok(b) => b,
+            Err(err) => lifecycle::wait_failed(err.message),
+        };
+        let mut v = serde_json::to_vec(&resp).unwrap_or_default();
+        v.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(v))
+    });
+    let mut r = Response::new(axum::body::Body::from_stream(body));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }
 
 /// `DELETE /containers/{id}`.

@@ -149,10 +149,9 @@ pub async fn by_name(
                 .await?;
             Ok(StatusCode::CREATED.into_response())
         }
-        (m, a) => Err(ApiError::not_implemented(format!(
-            "not implemented: {m} /images/{name}/{a}"
-        ))
-        .into()),
+        (m, _) => {
+            Err(ApiError::not_implemented(format!("not implemented: {m} /images/{rest}")).into())
+        }
     }
 }
 

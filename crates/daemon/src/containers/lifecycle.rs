@@ -81,7 +81,18 @@ pub async fn start(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<Outcome, 
         r.has_been_manually_stopped = false;
         r.restart_count = 0;
     });
-    start_locked(daemon, entry).await?;
+    let res = start_locked(daemon, entry).await;
+    drop(_op);
+    if let Err(e) = res {
+        // Like dockerd: a failed start of an AutoRemove container removes it (the docker
+        // CLI waits for `removed` before reporting the start error).
+        if entry.with(|r| r.host_config.auto_remove == Some(true))
+            && let Err(re) = remove(daemon, entry, true).await
+        {
+            tracing::warn!(id = %entry.id, error = %re, "removing auto-remove container after failed start");
+        }
+        return Err(e);
+    }
     Ok(Outcome::Done)
 }
 
@@ -111,6 +122,8 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     };
     prep().map_err(|e| ApiError::internal(format!("preparing {}: {e}", state_dir.display())))?;
     let fail = |err: ApiError, code: i64| {
+        // Attach clients waiting for this start get EOF.
+        lock(&entry.pending_attach).clear();
         entry.with(|r| {
             r.state.error = err.message.clone();
             r.state.exit_code = code;
@@ -450,49 +463,65 @@ pub async fn set_paused(
     persist(daemon, entry)
 }
 
-/// `POST /containers/{id}/wait`.
-pub async fn wait(entry: &Arc<Entry>, condition: &str) -> Result<WaitResponse, ApiError> {
-    let mut rx = entry.lifecycle.subscribe();
+/// A wait registered at request time: the state is captured before the response headers go
+/// out (the docker CLI sends `start` only after the wait's headers arrived).
+#[derive(Debug)]
+pub struct PendingWait {
+    rx: tokio::sync::watch::Receiver<super::store::Lifecycle>,
+    now: super::store::Lifecycle,
+    condition: String,
+    entry: Arc<Entry>,
+}
+
+/// `POST /containers/{id}/wait`, first half: validate and capture the current state.
+pub fn wait_begin(entry: &Arc<Entry>, condition: &str) -> Result<PendingWait, ApiError> {
+    if !matches!(condition, "" | "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::invalid(format!(
+            "invalid condition: {condition:?}"
+        )));
+    }
+    let rx = entry.lifecycle.subscribe();
     let now = *rx.borrow();
-    let done = |l: &super::store::Lifecycle| WaitResponse {
-        status_code: l.exit_code,
-        error: None,
-    };
-    match condition {
-        "" | "not-running" => {
-            if !now.running {
-                return Ok(done(&now));
+    Ok(PendingWait {
+        rx,
+        now,
+        condition: condition.to_owned(),
+        entry: entry.clone(),
+    })
+}
+
+impl PendingWait {
+    /// Second half: resolves when the condition is met.
+    pub async fn finish(mut self) -> Result<WaitResponse, ApiError> {
+        let now = self.now;
+        let entry = self.entry;
+        let done = |l: &super::store::Lifecycle| WaitResponse {
+            status_code: l.exit_code,
+            error: None,
+        };
+        let closed = |_| ApiError::internal("container state channel closed");
+        match self.condition.as_str() {
+            "removed" => {
+                let l = *self.rx.wait_for(|l| l.removed).await.map_err(closed)?;
+                Ok(done(&l))
             }
-            let l = *rx
-                .wait_for(|l| l.exits > now.exits || l.removed)
-                .await
-                .map_err(|_| ApiError::internal("container state channel closed"))?;
-            *lock(&entry.unclaimed_exit) = false;
-            Ok(done(&l))
-        }
-        "next-exit" => {
-            {
-                let mut unclaimed = lock(&entry.unclaimed_exit);
-                if !now.running && *unclaimed {
-                    *unclaimed = false;
-                    return Ok(done(&now));
+            cond => {
+                if !now.running {
+                    let mut unclaimed = lock(&entry.unclaimed_exit);
+                    if cond != "next-exit" || *unclaimed {
+                        *unclaimed = false;
+                        return Ok(done(&now));
+                    }
                 }
+                let l = *self
+                    .rx
+                    .wait_for(|l| l.exits > now.exits || l.removed)
+                    .await
+                    .map_err(closed)?;
+                *lock(&entry.unclaimed_exit) = false;
+                Ok(done(&l))
             }
-            let l = *rx
-                .wait_for(|l| l.exits > now.exits || l.removed)
-                .await
-                .map_err(|_| ApiError::internal("container state channel closed"))?;
-            *lock(&entry.unclaimed_exit) = false;
-            Ok(done(&l))
         }
-        "removed" => {
-            let l = *rx
-                .wait_for(|l| l.removed)
-                .await
-                .map_err(|_| ApiError::internal("container state channel closed"))?;
-            Ok(done(&l))
-        }
-        other => Err(ApiError::invalid(format!("invalid condition: {other:?}"))),
     }
 }
 

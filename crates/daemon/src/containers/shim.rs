@@ -136,8 +136,19 @@ pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
     });
     let mut rx =
         tokio::net::unix::pipe::Receiver::from_owned_fd(read_end).map_err(ShimError::Pipe)?;
+    // Read one line only: a process that inherited the write end must not delay us.
     let mut buf = Vec::new();
-    rx.read_to_end(&mut buf).await.map_err(ShimError::Pipe)?;
+    let mut byte = [0u8; 256];
+    loop {
+        let n = rx.read(&mut byte).await.map_err(ShimError::Pipe)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&byte[..n]);
+        if buf.contains(&b'\n') || buf.len() > 1 << 16 {
+            break;
+        }
+    }
     let text = String::from_utf8_lossy(&buf);
     let line = text.lines().next().ok_or(ShimError::NoReady)?;
     let v: Value =
