@@ -9,10 +9,10 @@ use std::path::Path;
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxDeviceType, Spec};
-use rustix::fs::{AtFlags, FileType, Gid, Mode, Uid};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use rustix::io::Errno;
 
-use super::path_safety::{Create, parent_and_name, resolve_in_root};
+use super::path_safety::{Create, parent_and_name, proc_fd_path, resolve_in_root};
 use super::sys::mount_at;
 use super::{RootfsError, RootfsOptions};
 
@@ -180,15 +180,28 @@ fn create_device(root: BorrowedFd<'_>, dev: &Device) -> Result<(), RootfsError> 
             Err(e) => return Err(err("mknod")(e)),
         }
     }
-    // mknod's mode went through the umask.
-    rustix::fs::chmodat(dir.as_fd(), &name, mode, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(err("chmod"))?;
-    rustix::fs::chownat(
+    // mknod's mode went through the umask; fix it (and the owner) on the node itself, held
+    // as an O_PATH fd so nothing can swap the name in between.
+    let node = rustix::fs::openat(
         dir.as_fd(),
         &name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err("open the node"))?;
+    rustix::fs::chmodat(
+        rustix::fs::CWD,
+        proc_fd_path(node.as_fd()),
+        mode,
+        AtFlags::empty(),
+    )
+    .map_err(err("chmod"))?;
+    rustix::fs::chownat(
+        node.as_fd(),
+        "",
         Some(Uid::from_raw(dev.uid)),
         Some(Gid::from_raw(dev.gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
+        AtFlags::EMPTY_PATH,
     )
     .map_err(err("chown"))?;
     Ok(())

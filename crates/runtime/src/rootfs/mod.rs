@@ -10,7 +10,7 @@
 //! 4. [`finalize`] — sysctls, read-only and masked paths, `root.readonly`; needs the container's
 //!    own `/proc` (the spec mounts one).
 //!
-//! Every path inside the rootfs is resolved with [`path_safety`] (never leaving the rootfs,
+//! Every path inside the rootfs is resolved with `path_safety` (never leaving the rootfs,
 //! whatever symlinks the image holds), and every mount targets the resulting fd.
 
 mod cgroup;
@@ -218,6 +218,18 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions) -> Result<(), Ro
     if !mounts::dev_is_bind_mounted(spec) {
         devices::setup_dev(root.as_fd(), spec, opts)?;
     }
+    if mounts::dev_wants_readonly(spec) {
+        let dev = ctx.resolve(Path::new("/dev"), path_safety::Create::No)?;
+        let ro = options::Attrs {
+            set: options::attr::RDONLY,
+            clr: 0,
+        };
+        sys::mount_setattr(dev.as_fd(), false, ro).map_err(mounts::mount_err(
+            Path::new("/dev"),
+            "tmpfs",
+            "make read-only",
+        ))?;
+    }
     Ok(())
 }
 
@@ -236,8 +248,7 @@ pub fn pivot(rootfs: &Path, opts: RootfsOptions) -> Result<(), RootfsError> {
 ///
 /// Needs the container's `/proc` (sysctls, and mounts target `/proc/self/fd/N`) and a real
 /// `/dev/null` (masking binds it).
-pub fn finalize(spec: &Spec, opts: RootfsOptions) -> Result<(), RootfsError> {
-    let _ = opts;
+pub fn finalize(spec: &Spec, _opts: RootfsOptions) -> Result<(), RootfsError> {
     let prop = root_propagation(spec)?;
     // Applied again here because before the pivot it would have hit the old root; private is
     // already in effect from `prepare`.

@@ -72,6 +72,55 @@ fn normalize(p: &Path) -> PathBuf {
     )
 }
 
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Files in procfs that may be covered by a bind (what lxcfs provides), as runc allows.
+const PROC_OVERRIDES: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Refuse to mount over anything in a procfs (say `/proc/self/attr/exec`, or a symlink that
+/// leads into /proc): such a mount can defeat LSM and masking set-up that later steps rely
+/// on. The check is on the resolved target's filesystem, so symlinks cannot get around it.
+fn check_not_over_proc(dest: &Path, fstype: &str, target: &OwnedFd) -> Result<(), RootfsError> {
+    let st = rustix::fs::fstatfs(target)
+        .map_err(|e| mount_err(dest, fstype, "statfs target")(e.into()))?;
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 on x86_64, not everywhere
+    let magic = st.f_type as i64;
+    if magic == PROC_SUPER_MAGIC
+        && !PROC_OVERRIDES
+            .iter()
+            .any(|p| normalize(dest) == Path::new(p))
+    {
+        return Err(RootfsError::InvalidMount {
+            dest: dest.to_path_buf(),
+            reason: "refusing to mount over a procfs path".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the spec mounts a fresh, read-only filesystem at /dev: that is mounted writable so
+/// devices and mount points can be created in it, and made read-only at the end of `prepare`.
+pub(crate) fn dev_wants_readonly(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        normalize(m.destination()) == Path::new("/dev")
+            && !is_bind(m)
+            && options::parse(m.options().as_deref().unwrap_or(&[]))
+                .flags
+                .contains(MsFlags::MS_RDONLY)
+    })
+}
+
 /// Perform one `mounts` entry inside the rootfs.
 pub(crate) fn mount_entry(ctx: &Context<'_>, m: &Mount) -> Result<(), RootfsError> {
     let dest = m.destination().as_path();
@@ -124,6 +173,7 @@ pub(crate) fn bind(
         Create::File
     };
     let target = ctx.resolve(dest, create)?;
+    check_not_over_proc(dest, "bind", &target)?;
     let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
     mount_at(Some(source), target.as_fd(), None, flags, None).map_err(mount_err(
         dest,
@@ -171,6 +221,15 @@ fn fresh(
     opts: &MountOptions,
 ) -> Result<(), RootfsError> {
     let target = ctx.resolve(dest, Create::Dir)?;
+    if typ != "proc" {
+        check_not_over_proc(dest, typ, &target)?;
+    }
+    let mut opts = opts.clone();
+    if normalize(dest) == Path::new("/dev") {
+        // Read-only only once the devices exist (see `dev_wants_readonly`).
+        opts.flags.remove(MsFlags::MS_RDONLY);
+    }
+    let opts = &opts;
     let source = source.unwrap_or(Path::new(typ));
     let data = opts.data_string();
     let mut res = mount_at(
