@@ -9,7 +9,6 @@ use berth_api::ApiError;
 use crate::config::Config;
 use crate::containers::store::{Store, lock};
 use crate::exec::ExecTable;
-use crate::images::ImageBackend;
 
 /// How many removed containers' exit codes are remembered for late `wait?condition=removed`.
 const REMEMBER_REMOVED: usize = 256;
@@ -19,7 +18,7 @@ pub struct Daemon {
     /// Effective configuration.
     pub config: Config,
     /// Image store.
-    pub images: Box<dyn ImageBackend>,
+    pub images: berth_image::Store,
     /// Containers.
     pub containers: Store,
     /// Exec instances.
@@ -40,7 +39,7 @@ impl std::fmt::Debug for Daemon {
 
 impl Daemon {
     /// A daemon over `config` and `images`; containers are loaded by `recovery`.
-    pub fn new(config: Config, images: Box<dyn ImageBackend>) -> Arc<Daemon> {
+    pub fn new(config: Config, images: berth_image::Store) -> Arc<Daemon> {
         Arc::new(Daemon {
             config,
             images,

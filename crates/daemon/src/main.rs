@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use berth_daemon::config::{Config, Flags};
 use berth_daemon::daemon::Daemon;
-use berth_daemon::{api, containers, images, lock, server};
+use berth_daemon::{api, containers, lock, server};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -62,7 +62,13 @@ async fn run(flags: Flags, config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("writing pid file {}", config.pidfile.display()))?;
     let listeners = server::bind(&config.hosts)?;
     let pidfile = config.pidfile.clone();
-    let daemon = Daemon::new(config, images::open_store_or_unavailable_for(&flags));
+    let (store, warnings) =
+        berth_image::Store::open(&config.data_root, berth_image::StoreOptions::default())
+            .context("opening the image store")?;
+    for w in warnings {
+        tracing::warn!(object = %w.object, "image store: {}", w.message);
+    }
+    let daemon = Daemon::new(config, store);
     containers::recovery::recover(&daemon).await;
 
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -13,7 +13,6 @@ use berth_api::ApiError;
 use berth_api::query::{ImageListQuery, ImageLoadQuery, ImageRemoveQuery, ImageTagQuery};
 use berth_api::types::ProgressMessage;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use super::error::ApiResult;
 use super::query::DockerQuery;
@@ -21,60 +20,66 @@ use crate::daemon::Daemon;
 
 type D = State<Arc<Daemon>>;
 
-/// Largest image archive accepted by `/images/load`.
-const MAX_ARCHIVE: u64 = 64 * 1024 * 1024 * 1024;
+/// Reads the request body from a blocking thread: chunks arrive through a channel.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
+    buf: bytes::Bytes,
+}
 
-/// `POST /images/load`: the body (a `docker save` tar) is spooled to a temp file in the data
-/// root, then loaded by the store; progress is Docker's JSON lines.
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
+    }
+}
+
+/// `POST /images/load`: the body (a `docker save` tar) streams into the store as it
+/// arrives; the answer is Docker's JSON lines.
 pub async fn load(
     State(d): D,
-    DockerQuery(q): DockerQuery<ImageLoadQuery>,
+    DockerQuery(_q): DockerQuery<ImageLoadQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let tmp_dir = d.config.data_root.join("tmp");
-    std::fs::create_dir_all(&tmp_dir)
-        .map_err(|e| ApiError::internal(format!("creating {}: {e}", tmp_dir.display())))?;
-    let path = tmp_dir.join(format!(
-        "load-{}.tar",
-        crate::fsutil::random_hex(8).unwrap_or_default()
-    ));
-    let guard = TempFile(path.clone());
-    let mut file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::internal(format!("creating {}: {e}", path.display())))?;
-    let mut body = req.into_body().into_data_stream();
-    let mut total: u64 = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading request body: {e}")))?;
-        total += chunk.len() as u64;
-        if total > MAX_ARCHIVE {
-            return Err(ApiError::new(
-                berth_api::ErrorKind::PayloadTooLarge,
-                "image archive too large",
-            )
-            .into());
-        }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
-    }
-    file.flush()
-        .await
-        .map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
-    drop(file);
-    let p2 = path.clone();
-    let messages = d.blocking(move |d| d.images.load(&p2)).await?;
-    drop(guard);
-    let mut out = String::new();
-    for m in messages {
-        let line = ProgressMessage {
-            stream: Some(format!("{m}\n")),
-            ..Default::default()
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let loader = d.blocking(move |d| {
+        let reader = ChannelReader {
+            rx,
+            buf: bytes::Bytes::new(),
         };
-        out.push_str(&serde_json::to_string(&line).unwrap_or_default());
-        out.push('\n');
+        d.images.load(reader).map_err(crate::images::api_error)
+    });
+    let feed = async move {
+        let mut body = req.into_body().into_data_stream();
+        while let Some(chunk) = body.next().await {
+            let item = chunk.map_err(|e| format!("reading request body: {e}"));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    };
+    let (loaded, ()) = tokio::join!(loader, feed);
+    let loaded = loaded?;
+    let mut out = String::new();
+    for img in loaded {
+        for m in img.messages() {
+            let line = ProgressMessage {
+                stream: Some(format!("{m}\n")),
+                ..Default::default()
+            };
+            out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+            out.push('\n');
+        }
     }
-    let _ = q.quiet;
     let mut r = Response::new(Body::from(out));
     r.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -83,30 +88,25 @@ pub async fn load(
     Ok(r)
 }
 
-struct TempFile(std::path::PathBuf);
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// `GET /images/json`.
 pub async fn list(State(d): D, DockerQuery(q): DockerQuery<ImageListQuery>) -> ApiResult<Response> {
     let filters = berth_api::Filters::parse(q.filters.as_deref().unwrap_or(""))?;
     filters.validate(&["dangling", "label", "before", "since", "reference"])?;
-    let all = q.all;
-    let mut images = d.blocking(move |d| d.images.list(all)).await?;
+    let uses = crate::images::uses(&d);
+    let mut images = d
+        .blocking(move |d| d.images.list(Some(&uses)).map_err(crate::images::api_error))
+        .await?;
     if filters.contains("reference") {
-        let wanted = filters
+        let wanted: Vec<String> = filters
             .get("reference")
             .iter()
             .map(|s| (*s).to_owned())
-            .collect::<Vec<_>>();
+            .collect();
         images.retain(|i| {
             i.repo_tags.iter().any(|t| {
                 wanted
                     .iter()
-                    .any(|w| t == w || t.split(':').next() == Some(w.as_str()))
+                    .any(|w| t == w || t.rsplit_once(':').map(|(repo, _)| repo) == Some(w.as_str()))
             })
         });
     }
@@ -115,7 +115,14 @@ pub async fn list(State(d): D, DockerQuery(q): DockerQuery<ImageListQuery>) -> A
         images.retain(|i| i.repo_tags.is_empty() == dangling);
     }
     if filters.contains("label") {
-        images.retain(|i| filters.match_labels("label", &i.labels));
+        images.retain(|i| {
+            let labels: std::collections::HashMap<String, String> = i
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            filters.match_labels("label", &labels)
+        });
     }
     Ok(Json(images).into_response())
 }
@@ -131,7 +138,9 @@ pub async fn by_name(
     let name = name.to_owned();
     match (method, action) {
         (Method::GET, "json") => {
-            let img = d.blocking(move |d| d.images.inspect(&name)).await?;
+            let img = d
+                .blocking(move |d| d.images.inspect(&name).map_err(crate::images::api_error))
+                .await?;
             Ok(Json(img).into_response())
         }
         (Method::POST, "tag") => {
@@ -145,8 +154,13 @@ pub async fn by_name(
                 .tag
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "latest".to_owned());
-            d.blocking(move |d| d.images.tag(&name, &repo, &tag))
-                .await?;
+            d.blocking(move |d| {
+                d.images
+                    .tag(&name, &format!("{repo}:{tag}"))
+                    .map(|_| ())
+                    .map_err(crate::images::api_error)
+            })
+            .await?;
             Ok(StatusCode::CREATED.into_response())
         }
         (m, _) => {
@@ -161,16 +175,12 @@ pub async fn remove(
     Path(name): Path<String>,
     DockerQuery(q): DockerQuery<ImageRemoveQuery>,
 ) -> ApiResult<Response> {
-    let used: Vec<(String, String)> = d
-        .containers
-        .all()
-        .iter()
-        .map(|e| e.with(|r| (r.image_id.clone(), r.id.clone())))
-        .collect();
+    let uses = crate::images::uses(&d);
     let items = d
         .blocking(move |d| {
-            let in_use = |image_id: &str| used.iter().any(|(i, _)| i == image_id);
-            d.images.delete(&name, q.force, q.noprune, &in_use)
+            d.images
+                .delete(&name, q.force, q.noprune, &uses)
+                .map_err(crate::images::api_error)
         })
         .await?;
     Ok(Json(items).into_response())

@@ -130,7 +130,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Json<Value> {
     }
     let images = {
         let d2 = d.clone();
-        d.blocking(move |_| Ok(d2.images.count()))
+        d.blocking(move |_| Ok(d2.images.image_ids().map(|v| v.len()).unwrap_or(0)))
             .await
             .unwrap_or(0)
     };

@@ -93,7 +93,9 @@ pub async fn create(
 
     let image = {
         let r = image_ref.clone();
-        daemon.blocking(move |d| d.images.resolve(&r)).await?
+        daemon
+            .blocking(move |d| crate::images::resolve(&d.images, &r))
+            .await?
     };
 
     // Merge image defaults (Docker's merge rules).
@@ -190,7 +192,11 @@ pub async fn create(
             daemon.containers.release_name(&name);
             let cleanup_id = id.clone();
             let _ = daemon
-                .blocking(move |d| d.images.remove_container_layers(&cleanup_id))
+                .blocking(move |d| {
+                    d.images
+                        .remove_container_layers(&cleanup_id)
+                        .map_err(crate::images::api_error)
+                })
                 .await;
             let _ = std::fs::remove_dir_all(daemon.container_dir(&id));
             Err(e)
@@ -212,7 +218,7 @@ async fn create_on_disk(
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
         daemon
-            .blocking(move |d| d.images.create_container_layers(&cid, &iid))
+            .blocking(move |d| crate::images::create_container_layers(&d.images, &cid, &iid))
             .await?
     };
     let dir = daemon.container_dir(id);

@@ -106,7 +106,9 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     )?;
     let rootfs = {
         let id = id.clone();
-        daemon.blocking(move |d| d.images.mount(&id)).await?
+        daemon
+            .blocking(move |d| d.images.mount(&id).map_err(crate::images::api_error))
+            .await?
     };
     let state_dir = daemon.state_dir(&id);
     let prep = || -> std::io::Result<()> {
@@ -159,7 +161,9 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     if let Err(e) = ready {
         let (api, code) = start_error(&e, &rec.path);
         let did = id.clone();
-        let _ = daemon.blocking(move |d| d.images.unmount(&did)).await;
+        let _ = daemon
+            .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
+            .await;
         return Err(fail(api, code));
     }
     let sock = shim_sock(daemon, &id);
@@ -197,7 +201,9 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             let (api, code) = start_error(&e, &rec.path);
             let _ = shim::call(&sock, json!({"op": "delete"})).await;
             let did = id.clone();
-            let _ = daemon.blocking(move |d| d.images.unmount(&did)).await;
+            let _ = daemon
+                .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
+                .await;
             Err(fail(api, code))
         }
     }
@@ -279,7 +285,10 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
         tracing::debug!(id = %entry.id, error = %e, "shim delete after exit");
     }
     let id = entry.id.clone();
-    if let Err(e) = daemon.blocking(move |d| d.images.unmount(&id)).await {
+    if let Err(e) = daemon
+        .blocking(move |d| d.images.unmount(&id).map_err(crate::images::api_error))
+        .await
+    {
         tracing::warn!(id = %entry.id, error = %e, "unmounting rootfs after exit");
     }
     let rec = entry.snapshot();
@@ -571,8 +580,9 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     let id = entry.id.clone();
     let res = daemon
         .blocking(move |d| {
-            d.images.unmount(&id)?;
-            d.images.remove_container_layers(&id)
+            d.images
+                .remove_container_layers(&id)
+                .map_err(crate::images::api_error)
         })
         .await;
     if let Err(e) = res {
