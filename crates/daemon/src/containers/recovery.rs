@@ -68,6 +68,18 @@ pub async fn recover(daemon: &Arc<Daemon>) {
                 let d = daemon.clone();
                 tokio::spawn(after_exit(d, entry.clone()));
             }
+            _ if entry
+                .with(|r| r.host_config.auto_remove == Some(true) && r.has_been_started_before) =>
+            {
+                // An --rm container whose removal was cut short by a berthd crash.
+                let d = daemon.clone();
+                let e = entry.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = super::lifecycle::remove(&d, &e, true).await {
+                        tracing::warn!(id = %e.id, error = %err, "removing leftover --rm container");
+                    }
+                });
+            }
             _ => {
                 let rec = entry.snapshot();
                 let policy = rec

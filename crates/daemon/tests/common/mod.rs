@@ -45,6 +45,7 @@ pub struct Berthd {
     pub exec_root: PathBuf,
     pub sock: PathBuf,
     pub docker_config: PathBuf,
+    extra: Vec<String>,
 }
 
 /// The berth-shim binary next to berthd (built on demand: cargo only builds this package's
@@ -79,45 +80,71 @@ impl Berthd {
         let sock = root.path().join("berth.sock");
         let docker_config = root.path().join("docker-config");
         std::fs::create_dir_all(&docker_config).unwrap();
+        let mut b = Berthd {
+            child: None,
+            root,
+            exec_root,
+            sock,
+            docker_config,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        b.spawn();
+        b
+    }
+
+    /// Launches berthd on this instance's dirs and waits for `/_ping`.
+    fn spawn(&mut self) {
         let shim = shim_binary();
-        let log = std::fs::File::create(root.path().join("berthd.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("berthd.log"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
             .arg("--data-root")
-            .arg(root.path().join("data"))
+            .arg(self.root.path().join("data"))
             .arg("--exec-root")
-            .arg(&exec_root)
+            .arg(&self.exec_root)
             .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
+            .arg(format!("unix://{}", self.sock.display()))
             .arg("--config-file")
-            .arg(root.path().join("daemon.json"))
+            .arg(self.root.path().join("daemon.json"))
             .arg("--shim-binary")
             .arg(&shim)
-            .args(extra)
+            .args(&self.extra)
             .env("BERTHD_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut b = Berthd {
-            child: Some(child),
-            root,
-            exec_root,
-            sock,
-            docker_config,
-        };
+        self.child = Some(child);
         for _ in 0..500 {
-            if let Some(c) = b.child.as_mut()
+            if let Some(c) = self.child.as_mut()
                 && let Ok(Some(st)) = c.try_wait()
             {
-                panic!("berthd exited early ({st}): {}", b.log());
+                panic!("berthd exited early ({st}): {}", self.log());
             }
-            if UnixStream::connect(&b.sock).is_ok() && b.get("/_ping").status == 200 {
-                return b;
+            if UnixStream::connect(&self.sock).is_ok() && self.get("/_ping").status == 200 {
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("berthd did not answer /_ping: {}", b.log());
+        panic!("berthd did not answer /_ping: {}", self.log());
+    }
+
+    /// Hands out the berthd child (the caller kills it); `kill9_and_restart` starts a new one.
+    pub fn take_child(&mut self) -> Option<Child> {
+        self.child.take()
+    }
+
+    /// SIGKILLs berthd (containers must survive) and starts a new one on the same roots.
+    pub fn kill9_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
     }
 
     pub fn start() -> Berthd {
