@@ -27,6 +27,8 @@ pub struct Daemon {
     removed: Mutex<VecDeque<(String, String, i64)>>,
     /// When berthd started (for `/info` SystemTime only; never for logic).
     pub started: chrono::DateTime<chrono::Utc>,
+    /// Turns true on SIGTERM: long polls (wait, logs --follow) end so shutdown is prompt.
+    pub shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -47,6 +49,7 @@ impl Daemon {
             execs: ExecTable::default(),
             removed: Mutex::new(VecDeque::new()),
             started: chrono::Utc::now(),
+            shutting_down: tokio::sync::watch::Sender::new(false),
         })
     }
 

@@ -91,6 +91,7 @@ async fn run(flags: Flags, config: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down: finishing in-flight requests; containers keep running");
+    daemon.shutting_down.send_replace(true);
     let _ = tx.send(true);
     let _ = srv.await;
     let _ = std::fs::remove_file(pidfile);

@@ -169,8 +169,21 @@ pub async fn serve(listeners: Vec<Listener>, router: Router, shutdown: watch::Re
     for p in paths {
         let _ = std::fs::remove_file(p);
     }
-    let _ = inflight.acquire_many(MAX_CONNS).await;
+    // Long polls (wait, logs --follow) may never end on their own: give in-flight requests
+    // a bounded grace period, like dockerd's shutdown timeout, then exit anyway.
+    if tokio::time::timeout(SHUTDOWN_GRACE, inflight.acquire_many(MAX_CONNS))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight after {}s; exiting anyway (containers keep running)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
 }
+
+/// How long SIGTERM waits for in-flight requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves once the shutdown flag is true (or its sender is gone).
 async fn until_true(rx: &mut watch::Receiver<bool>) {

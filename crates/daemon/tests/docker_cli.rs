@@ -213,3 +213,56 @@ fn images_list_inspect_tag_delete() {
     assert_eq!(code, 0, "{e}");
     assert!(o.contains("Untagged: mybox:1"), "{o}");
 }
+
+#[test]
+fn network_none_has_loopback_up_host_shares_host_bridge_refused() {
+    let d = ready();
+    let (code, o, e) = out(&d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o link | grep -c ': lo: <LOOPBACK,UP'; ip -o link | wc -l",
+    ]));
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(o, "1\n1\n", "only lo, and up");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let (code, o, e) = out(&d.docker(&["run", "--rm", "--network", "host", "busybox", "hostname"]));
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(o.trim(), host.trim());
+    let (code, _, e) = out(&d.docker(&["run", "--rm", "--network", "bridge", "busybox", "true"]));
+    assert_eq!(code, 125);
+    assert!(e.contains("network mode bridge not supported yet"), "{e}");
+}
+
+#[test]
+fn sigterm_leaves_containers_running_and_ends_long_polls() {
+    let mut d = ready();
+    let (code, id, e) = out(&d.docker(&["run", "-d", "busybox", "sleep", "1000"]));
+    assert_eq!(code, 0, "{e}");
+    let id = id.trim().to_owned();
+    let (_, pid, _) = out(&d.docker(&["inspect", "-f", "{{.State.Pid}}", &id]));
+    // A long poll in flight: `docker wait` on the running container.
+    let mut waiter = std::process::Command::new(common::DOCKER)
+        .args(["wait", &id])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Make sure the wait reached berthd (its headers are sent at once).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.stop();
+    let _ = waiter.wait();
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "container died with berthd"
+    );
+    d.kill9_and_restart();
+    let (_, ps, _) = out(&d.docker(&["ps", "-q", "--no-trunc"]));
+    assert_eq!(ps.trim(), id);
+    let (code, _, e) = out(&d.docker(&["rm", "-f", &id]));
+    assert_eq!(code, 0, "{e}");
+}

@@ -143,10 +143,14 @@ pub async fn wait(
     let pending = lifecycle::wait_begin(&e, &cond)?;
     // Headers go out now; the body when the condition is met (the docker CLI waits for the
     // headers before it sends `start`).
+    let mut shutdown = d.shutting_down.subscribe();
     let body = futures_util::stream::once(async move {
-        let resp = match pending.finish().await {
-            Ok(b) => b,
-            Err(err) => lifecycle::wait_failed(err.message),
+        let resp = tokio::select! {
+            r = pending.finish() => match r {
+                Ok(b) => b,
+                Err(err) => lifecycle::wait_failed(err.message),
+            },
+            _ = shutdown.wait_for(|s| *s) => lifecycle::wait_failed("berthd is shutting down".to_owned()),
         };
         let mut v = serde_json::to_vec(&resp).unwrap_or_default();
         v.push(b'\n');
@@ -343,8 +347,9 @@ pub async fn logs(
     let opts = LogOptions::from_query(&q, rec.config.tty == Some(true))?;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let e2 = e.clone();
+    let shutdown = d.shutting_down.subscribe();
     logs::stream(rec.log_path.into(), opts, tx, move || {
-        e2.lifecycle.borrow().running
+        e2.lifecycle.borrow().running && !*shutdown.borrow()
     });
     let mut r = Response::new(byte_stream(rx));
     r.headers_mut().insert(

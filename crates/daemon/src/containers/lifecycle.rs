@@ -158,8 +158,8 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         runtime_binary: runtime_binary.as_deref(),
     })
     .await;
-    if let Err(e) = ready {
-        let (api, code) = start_error(&e, &rec.path);
+    if let Err(e) = &ready {
+        let (api, code) = start_error(e, &rec.path);
         let did = id.clone();
         let _ = daemon
             .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
@@ -167,6 +167,11 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         return Err(fail(api, code));
     }
     let sock = shim_sock(daemon, &id);
+    if let Ok(r) = &ready
+        && netmode == NetMode::None
+    {
+        loopback_up(r.pid).await;
+    }
 
     // Clients that attached before start get their streams now, before the process runs.
     let pending: Vec<_> = std::mem::take(&mut *lock(&entry.pending_attach));
@@ -205,6 +210,29 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
                 .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
                 .await;
             Err(fail(api, code))
+        }
+    }
+}
+
+/// Brings `lo` up in the created container's net namespace (Docker's `none` network has a
+/// working loopback). berthd never enters namespaces itself: a short-lived `nsenter` does.
+async fn loopback_up(pid: i64) {
+    if pid <= 0 {
+        return;
+    }
+    let out = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["ip", "link", "set", "lo", "up"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            tracing::warn!(pid, stderr = %String::from_utf8_lossy(&o.stderr).trim(), "bringing up lo failed; the container's loopback stays down")
+        }
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "running nsenter to bring up lo failed; the container's loopback stays down")
         }
     }
 }
