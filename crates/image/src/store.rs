@@ -510,6 +510,31 @@ impl Store {
         Ok(crate::apply::changes(&upper, &lowers)?)
     }
 
+    /// `SizeRw` and `SizeRootFs` of a container: bytes of regular files in its read-write
+    /// layer (hardlinks counted once, like Docker's `directory.Size`), and that plus the
+    /// image's size.
+    pub fn container_size(&self, container_id: &str) -> Result<(u64, u64), StoreError> {
+        let rec = self.container_layers(container_id)?;
+        let upper = self.layout.cache_dir(&rec.mount_id).join("diff");
+        let rw = dir_size(&upper)
+            .map_err(|e| StoreError::io(format!("sizing {}", upper.display()), e))?;
+        let image = match &rec.parent {
+            Some(top) => self.layers.chain(top)?.iter().map(|l| l.size).sum(),
+            None => 0,
+        };
+        Ok((rw, rw + image))
+    }
+
+    /// Write a layer's tar exactly as registered (digest = its diff id), for push.
+    pub fn layer_tar<W: std::io::Write>(
+        &self,
+        chain_id: &str,
+        out: &mut W,
+    ) -> Result<(), StoreError> {
+        let info = self.layers.get(chain_id)?;
+        Ok(self.layers.tar_stream(&info, out)?)
+    }
+
     /// Sum of the sizes of the layers of an image (Docker's image `Size`).
     pub fn image_size(&self, image_id: &str) -> Result<u64, StoreError> {
         Ok(self.image_layers(image_id)?.iter().map(|l| l.size).sum())
@@ -528,4 +553,24 @@ pub(crate) fn lookup_form(r: Reference) -> Reference {
 /// Docker's `isImageIDPrefix`: whether the user named the image by (a prefix of) its id.
 pub(crate) fn is_id_prefix_of(image_id: &str, s: &str) -> bool {
     image_id.starts_with(s) || crate::ids::hex_of(image_id).starts_with(s)
+}
+
+/// Bytes of regular files under `dir` (not following symlinks; each inode once).
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let m = std::fs::symlink_metadata(e.path())?;
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))) {
+                total += m.len();
+            }
+        }
+    }
+    Ok(total)
 }

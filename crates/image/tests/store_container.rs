@@ -123,6 +123,9 @@ fn mount_write_changes_unmount_commit() {
         fs::write(merged.join("hello.txt"), b"hi").unwrap();
         fs::remove_file(merged.join("bin/ls")).unwrap();
         fs::write(merged.join("etc/passwd"), b"root:x:0:0::/:/bin/sh\n").unwrap();
+        let (rw, rootfs) = store.container_size(&cid).unwrap();
+        assert_eq!(rw, 2 + 22, "hello.txt + the new /etc/passwd");
+        assert_eq!(rootfs, rw + store.image_size(&id).unwrap());
         let changes = store.changes(&cid).unwrap();
         let find = |p: &str| changes.iter().find(|c| c.path == p).map(|c| c.kind);
         assert_eq!(find("/hello.txt"), Some(ChangeKind::Added));

@@ -268,3 +268,44 @@ fn import_rootfs_tarball() {
     let other = tempfile::tempdir().unwrap();
     assert_eq!(open_store(other.path()).load(&out[..]).unwrap()[0].id, id);
 }
+
+#[test]
+fn load_retags_and_history_marks_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open_store(tmp.path());
+    let l1 = LayerBuilder::new().file("one", 0o644, b"1").build();
+    let l2 = LayerBuilder::new().file("two", 0o644, b"22").build();
+    let old = store
+        .load(&image(std::slice::from_ref(&l1), "app:1")[..])
+        .unwrap()[0]
+        .id
+        .clone();
+    let loaded = store.load(&image(&[l1, l2], "app:1")[..]).unwrap();
+    let new = loaded[0].id.clone();
+    assert_eq!(loaded[0].replaced, vec![("app:1".to_string(), old.clone())]);
+    assert_eq!(
+        loaded[0].messages()[0],
+        format!(
+            "The image app:1 already exists, renaming the old one with ID {old} to empty string"
+        )
+    );
+    assert_eq!(store.resolve("app:1").unwrap(), new);
+    assert!(
+        store.repo_tags(&old).is_empty(),
+        "the old image is dangling now"
+    );
+
+    let hist = store.history("app:1").unwrap();
+    assert_eq!(hist.len(), 2);
+    assert_eq!((hist[0].id.as_str(), hist[0].size), (new.as_str(), 2));
+    assert_eq!((hist[1].id.as_str(), hist[1].size), ("<missing>", 1));
+    assert_eq!(hist[0].created_by, "berth-fixtures");
+    assert_eq!(hist[0].created, 1_767_225_600); // 2026-01-01T00:00:00Z in the fixture history
+    let list = store.list(None).unwrap();
+    assert_eq!(list.len(), 2);
+    let summary = list.iter().find(|s| s.id == new).unwrap();
+    assert_eq!(
+        (summary.size, summary.containers, summary.shared_size),
+        (3, -1, -1)
+    );
+}

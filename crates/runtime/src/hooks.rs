@@ -121,6 +121,8 @@ fn run_one(kind: Kind, hook: &Hook, state_json: &str) -> Result<(), HookError> {
             cmd.env(k, v);
         }
     }
+    // Own process group: a timeout kills the hook and everything it started.
+    cmd.process_group(0);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped());
@@ -136,7 +138,8 @@ fn run_one(kind: Kind, hook: &Hook, state_json: &str) -> Result<(), HookError> {
     if let Some(secs) = hook.timeout().filter(|s| *s > 0)
         && !wait_readable_exit(child.id() as i32, secs)
     {
-        let _ = child.kill();
+        // SAFETY: kill of the hook's own process group (pgid = its pid).
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
         let _ = child.wait();
         return Err(HookError::Timeout { kind, path, secs });
     }

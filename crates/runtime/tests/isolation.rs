@@ -179,3 +179,39 @@ fn user_namespace_maps() {
     assert_eq!(lines[1], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[2], ["0"], "{out}");
 }
+
+#[test]
+fn exec_joins_a_user_namespace() {
+    let rt = Rt::new();
+    let b = rt.bundle("b", &["sleep", "1000"], |s| {
+        let nss = s["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.push(json!({"type": "user"}));
+        nss.push(json!({"type": "cgroup"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["type"] != "cgroup");
+    });
+    let id = rt.id("execuser");
+    let (ok, err, _) = rt.detached(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+    assert!(ok, "{err}");
+    let out = rt.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; hostname",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [vec!["0"], vec!["0", "200000", "65536"], vec!["berth"]]
+    );
+}

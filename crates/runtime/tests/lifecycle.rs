@@ -286,3 +286,133 @@ fn spec_and_features() {
             .contains(&json!("CAP_SYS_ADMIN"))
     );
 }
+
+#[test]
+fn exec_with_process_json() {
+    let rt = Rt::new();
+    let b = rt.bundle("b", &["sleep", "1000"], |_| {});
+    let id = rt.id("execp");
+    let (ok, err, _) = rt.detached(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
+    assert!(ok, "{err}");
+    let p = rt.tmp.path().join("process.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&json!({
+            "args": ["sh", "-c", "echo $X; id -u; pwd"],
+            "env": ["PATH=/bin", "X=from-json"],
+            "cwd": "/etc",
+            "user": {"uid": 2, "gid": 2}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = rt.run(&["exec", "-p", p.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from-json\n2\n/etc\n");
+}
+
+#[test]
+fn errors_go_to_the_json_log() {
+    let rt = Rt::new();
+    let log = rt.tmp.path().join("log.json");
+    let out = rt.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "no-such-container",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let line = std::fs::read_to_string(&log).unwrap();
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("does not exist"));
+    let out = rt.run(&["--systemd-cgroup", "list"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn join_namespaces_by_path() {
+    let rt = Rt::new();
+    let a = rt.bundle("a", &["sleep", "1000"], |s| s["hostname"] = json!("host-a"));
+    let ida = rt.id("nsa");
+    let (ok, err, _) = rt.detached(&["run", "-d", "-b", a.to_str().unwrap(), &ida]);
+    assert!(ok, "{err}");
+    let pid = rt.state(&ida)["pid"].as_i64().unwrap();
+    let b = rt.bundle("b", &["sh", "-c", "hostname; cat /proc/1/comm"], |s| {
+        s["hostname"] = Value::Null;
+        s["linux"]["namespaces"] = json!([
+            {"type": "mount"}, {"type": "ipc"}, {"type": "network"},
+            {"type": "uts", "path": format!("/proc/{pid}/ns/uts")},
+            {"type": "pid", "path": format!("/proc/{pid}/ns/pid")}
+        ]);
+    });
+    let out = run_ok(&rt, &b, "nsb");
+    // B sees A's hostname and A's pid 1.
+    assert_eq!(out, "host-a\nsleep\n");
+}
+
+#[test]
+fn run_forwards_signals() {
+    let rt = Rt::new();
+    let b = rt.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+        ],
+        |_| {},
+    );
+    let id = rt.id("sig");
+    let out_path = rt.tmp.path().join("sig-out");
+    let mut child = rt
+        .cmd()
+        .args(["run", "-b", b.to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..1000 {
+        if std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .contains("ready")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap(),
+        "ready\ngot-term\n"
+    );
+    assert!(!rt.state_dir(&id).exists());
+}
+
+#[test]
+fn rootless_spec_runs() {
+    let rt = Rt::new();
+    let dir = rt.tmp.path().join("rootless");
+    berth_fixtures::copy_rootfs(
+        &berth_fixtures::busybox_rootfs().unwrap(),
+        &dir.join("rootfs"),
+    )
+    .unwrap();
+    let out = rt.run(&["spec", "--rootless", "--bundle", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = dir.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["process"]["terminal"] = json!(false);
+    v["process"]["args"] = json!(["cat", "/proc/self/uid_map"]);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = run_ok(&rt, &dir, "rootless");
+    let uid = nix::unistd::getuid().to_string();
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields, ["0", uid.as_str(), "1"]);
+}

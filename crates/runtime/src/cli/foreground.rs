@@ -35,9 +35,11 @@ pub fn run(opts: CreateOptions, detach: bool, keep: bool) -> Result<i32, Runtime
         return Ok(0);
     }
     let code = wait_with(c.pid(), c.pidfd(), sfd);
+    crate::timing::mark("run: exited");
     if !keep {
         container::delete(&root, &id, true)?;
     }
+    crate::timing::mark("run: deleted");
     code
 }
 

@@ -321,8 +321,17 @@ fn create_options(a: CreateArgs, root: &std::path::Path) -> CreateOptions {
         pid_file: a.pid_file,
         no_pivot: a.no_pivot,
         stdio: None,
-        preserve_fds: a.preserve_fds,
+        preserve_fds: a.preserve_fds + listen_fds(),
     }
+}
+
+/// Socket activation (`LISTEN_FDS=n` in our environment, as systemd sets it): those fds
+/// (3..3+n) pass through to the container like `--preserve-fds`, as runc does.
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {

@@ -74,12 +74,20 @@ pub fn default_spec(rootless: bool) -> Value {
         if let Some(obj) = linux.as_object_mut() {
             obj.remove("resources");
         }
-        spec["mounts"][6] = json!({"destination": "/sys", "type": "none", "source": "/sys",
-            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        // Without a network namespace of our own, sysfs and cgroupfs cannot be mounted: bind
+        // the host's /sys read-only instead (as runc's rootless spec).
         if let Some(m) = spec["mounts"].as_array_mut() {
-            m.truncate(6);
-            m[5] = json!({"destination": "/sys", "type": "none", "source": "/sys",
-                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            m.retain(|m| m["type"] != "sysfs" && m["type"] != "cgroup");
+            // gid 5 (tty) is not mapped in a single-id user namespace.
+            for mount in m.iter_mut().filter(|m| m["type"] == "devpts") {
+                if let Some(opts) = mount["options"].as_array_mut() {
+                    opts.retain(|o| o != "gid=5");
+                }
+            }
+            m.push(
+                json!({"destination": "/sys", "type": "none", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+            );
         }
     }
     spec

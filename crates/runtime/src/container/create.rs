@@ -67,7 +67,8 @@ impl Drop for Cleanup {
 /// [`Container::start`].
 pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     state::validate_id(&opts.id)?;
-    let mut primer = crate::process::prime::start();
+    let mut primer = crate::process::prime::adopt_or_start();
+    crate::timing::mark("create: start");
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io(format!("bundle {}", opts.bundle.display()), e))?;
     let loaded = crate::spec::load(&bundle)?;
@@ -87,6 +88,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         None => None,
     };
     let plan = namespaces::plan(spec)?;
+    crate::timing::mark("create: spec loaded");
 
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut cleanup = Cleanup {
@@ -142,6 +144,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     };
     drop(pid_ns_guard);
     cleanup.child = Some(pid);
+    crate::timing::mark("create: cloned");
     drop((child_ch, listener, console, opts.stdio));
 
     let start_time = state::proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
@@ -173,6 +176,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     let result = (|| -> Result<(), RuntimeError> {
         if let Some(cg) = manager(&cg_path)? {
             primer.reap();
+            crate::timing::mark("create: primer reaped");
             cg.apply(pid)?;
             cleanup.cgroup = Some(cg);
         }
@@ -185,6 +189,10 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
             namespaces::write_id_maps(pid, spec)?;
         }
         parent_ch.send(&Msg::Continue)?;
+        crate::timing::mark("create: cgroup placed");
+        // Make the record durable while the init builds its filesystem (overlaps the fsyncs
+        // with the mounts); the `created` update below then only needs an atomic rename.
+        dir.write_record(&record)?;
         parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
         let creating = hook_state(&record, Status::Creating);
         hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
@@ -197,6 +205,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
             state_json: creating,
         })?;
         parent_ch.expect("ready", |m| *m == Msg::Ready)?;
+        crate::timing::mark("create: init ready");
         Ok(())
     })();
     if let Err(e) = result {
@@ -212,13 +221,14 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         return Err(e);
     }
     record.state.status = Status::Created;
-    dir.write_record(&record)?;
+    dir.write_record_quick(&record)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
     cleanup.child = None;
     cleanup.cgroup = None;
     cleanup.dir = None;
+    crate::timing::mark("create: done");
     Ok(Container { dir, record, pidfd })
 }
 

@@ -86,6 +86,7 @@ pub fn exec(
     process: &Process,
     opts: ExecOptions,
 ) -> Result<ExecProcess, RuntimeError> {
+    let mut primer = crate::process::prime::adopt_or_start();
     let c = load(root, id)?;
     let status = c.status();
     if !matches!(status, Status::Running | Status::Created) {
@@ -142,6 +143,7 @@ pub fn exec(
     drop((child_ch, console, opts.stdio));
     let result = (|| -> Result<(), RuntimeError> {
         if let Some(cg) = manager(&c.record.cgroup_path)? {
+            primer.reap();
             cg.apply(pid)?;
         }
         parent_ch.send(&Msg::Continue)?;

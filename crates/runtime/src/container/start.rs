@@ -30,6 +30,7 @@ impl Container {
         conn.send(&Msg::Start {
             state_json: hook_state(&self.record, Status::Created),
         })?;
+        crate::timing::mark("start: released");
         if let Err(e) = conn.wait_closed() {
             return Err(match e {
                 crate::process::channel::ChannelError::Peer(message) => {
@@ -44,6 +45,7 @@ impl Container {
                 other => other.into(),
             });
         }
+        crate::timing::mark("start: exec'd");
         // The status on disk stays `created`: it is derived live (the start socket is gone),
         // so no extra state write is needed here.
         self.record.state.status = Status::Running;

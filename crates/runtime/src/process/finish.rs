@@ -252,6 +252,7 @@ fn exec(path: &Path, argv: &[CString], envp: &[CString], opts: &FinishOptions<'_
         return ExecFailure::setup("loading seccomp filter", e);
     }
     super::clone::set_name("berth:execve");
+    crate::timing::mark("init: execve");
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();

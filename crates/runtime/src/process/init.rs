@@ -41,6 +41,7 @@ pub struct InitConfig<'a> {
 /// The init's whole life after clone; returns the exit code on failure.
 pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
     set_name("berth:init");
+    crate::timing::mark("init: cloned");
     let InitConfig {
         spec,
         rootfs,
@@ -80,6 +81,7 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
         _ => return 1,
     };
     set_name("berth:start");
+    crate::timing::mark("init: start received");
     let Some(process) = spec.process().as_ref() else {
         let _ = conn.send(&Msg::Error("config.json has no process".into()));
         return 1;
@@ -129,6 +131,7 @@ fn setup(
     }
     namespaces::join_paths(plan).map_err(|e| err_text("joining namespaces", &e))?;
     namespaces::unshare_cgroup(plan).map_err(|e| err_text("cgroup namespace", &e))?;
+    crate::timing::mark("init: placed");
     set_name("berth:mounts");
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
@@ -145,6 +148,7 @@ fn setup(
         no_pivot,
     };
     rootfs::prepare(spec, rootfs, opts).map_err(|e| err_text("preparing rootfs", &e))?;
+    crate::timing::mark("init: rootfs prepared");
     ch.send(&Msg::RunRuntimeHooks)
         .map_err(|e| err_text("sync", &e))?;
     let state_json = match ch.expect("hooks-done", |m| matches!(m, Msg::HooksDone { .. })) {
@@ -162,6 +166,7 @@ fn setup(
     set_name("berth:pivot");
     rootfs::pivot(rootfs, opts).map_err(|e| err_text("pivot_root", &e))?;
     rootfs::finalize(spec, opts).map_err(|e| err_text("finalizing rootfs", &e))?;
+    crate::timing::mark("init: pivoted+finalized");
     if let Some(process) = spec.process()
         && process.terminal().unwrap_or(false)
     {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[allow(unused_imports)] // not every test crate uses both
 pub use serde_json::{Value, json};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
