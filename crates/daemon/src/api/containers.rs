@@ -52,7 +52,25 @@ pub async fn list(
     State(d): D,
     DockerQuery(q): DockerQuery<ContainerListQuery>,
 ) -> ApiResult<Response> {
-    Ok(Json(list::list(&d, &q)?).into_response())
+    let mut items = list::list(&d, &q)?;
+    if q.size {
+        let ids: Vec<String> = items.iter().filter_map(|s| s.id.clone()).collect();
+        let sizes = d
+            .blocking(move |d| {
+                Ok(ids
+                    .iter()
+                    .map(|id| d.images.container_size(id).ok())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        for (s, size) in items.iter_mut().zip(sizes) {
+            if let Some((rw, root)) = size {
+                s.size_rw = i64::try_from(rw).ok();
+                s.size_root_fs = i64::try_from(root).ok();
+            }
+        }
+    }
+    Ok(Json(items).into_response())
 }
 
 /// `GET /containers/{id}/json`.
