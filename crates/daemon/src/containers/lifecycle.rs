@@ -343,11 +343,14 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     entry.with(|r| r.state.restarting = true);
     tokio::time::sleep(delay).await;
     let _op = entry.op.lock().await;
+    // `restarting` stays set until the new start succeeded or failed, so no one sees an
+    // "exited" container with the new restart count in between.
     let still = entry.with(|r| {
         let go = r.state.restarting && !r.has_been_manually_stopped && !r.state.removal_in_progress;
-        r.state.restarting = false;
         if go {
             r.restart_count += 1;
+        } else {
+            r.state.restarting = false;
         }
         go
     });
@@ -357,6 +360,7 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     {
         tracing::warn!(id = %entry.id, error = %e, "restart by policy failed");
     }
+    entry.with(|r| r.state.restarting = false);
 }
 
 /// Sends `sig` to the init; 409 when not running.
