@@ -205,3 +205,25 @@ fn image_in_use_cannot_be_deleted_without_force() {
     assert_eq!(code, 125);
     assert!(e.contains("No such image: busybox:latest"), "{e}");
 }
+
+#[test]
+fn start_attach_on_created_and_exited_containers() {
+    let d = ready();
+    ok(
+        &d,
+        &[
+            "create",
+            "--name",
+            "sa",
+            "busybox",
+            "sh",
+            "-c",
+            "echo again; exit 2",
+        ],
+    );
+    for _ in 0..2 {
+        let (code, o, _) = dk(&d, &["start", "-a", "sa"]);
+        assert_eq!((code, o.as_str()), (2, "again"));
+    }
+    ok(&d, &["rm", "sa"]);
+}

@@ -409,7 +409,8 @@ pub async fn attach(
             .await
             .map_err(|err| ApiError::internal(format!("attaching: {err}")))?;
             let _ = tx.send(Ok(s));
-        } else if rec.state.status() == "created" || rec.state.restarting {
+        } else if !rec.state.removal_in_progress && !rec.state.dead {
+            // Not running: connect when it next starts (`docker start -a`, `docker run`).
             lock(&e.pending_attach).push(PendingAttach {
                 stdin: q.stdin,
                 stdout: q.stdout,
