@@ -266,3 +266,34 @@ fn sigterm_leaves_containers_running_and_ends_long_polls() {
     let (code, _, e) = out(&d.docker(&["rm", "-f", &id]));
     assert_eq!(code, 0, "{e}");
 }
+
+#[test]
+fn stdin_reaches_run_and_exec() {
+    use std::io::Write;
+    let d = ready();
+    let feed = |args: &[&str], input: &str| {
+        let mut c = std::process::Command::new(common::DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+            .env("DOCKER_CONFIG", &d.docker_config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        out(&c.wait_with_output().unwrap())
+    };
+    let (code, o, e) = feed(
+        &["run", "-i", "--rm", "busybox", "sh"],
+        "echo hello\nexit 4\n",
+    );
+    assert_eq!((code, o.as_str()), (4, "hello\n"), "{e}");
+    let (code, _, e) = out(&d.docker(&["run", "-d", "--name", "ie", "busybox", "sleep", "1000"]));
+    assert_eq!(code, 0, "{e}");
+    let (code, o, e) = feed(&["exec", "-i", "ie", "sh"], "cat /etc/hostname; exit 6\n");
+    assert_eq!(code, 6, "{e}");
+    let (_, id, _) = out(&d.docker(&["inspect", "-f", "{{.Id}}", "ie"]));
+    assert_eq!(o.trim(), &id.trim()[..12]);
+    out(&d.docker(&["rm", "-f", "ie"]));
+}

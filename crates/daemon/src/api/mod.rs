@@ -163,3 +163,69 @@ where
     );
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Flags};
+    use clap::Parser;
+    use http_body_util::BodyExt;
+
+    fn daemon(dir: &std::path::Path) -> Arc<Daemon> {
+        let flags = Flags::parse_from([
+            "berthd",
+            "--data-root",
+            dir.to_str().unwrap(),
+            "--exec-root",
+            dir.join("exec").to_str().unwrap(),
+        ]);
+        let config = Config::merge(&flags, Default::default()).unwrap();
+        let (store, _) =
+            berth_image::Store::open(&config.data_root, berth_image::StoreOptions::default())
+                .unwrap();
+        Daemon::new(config, store)
+    }
+
+    async fn call(d: &Arc<Daemon>, method: &str, uri: &str) -> (u16, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = handle(router(d.clone()), req).await;
+        let status = resp.status().as_u16();
+        assert_eq!(resp.headers()["Api-Version"], "1.41");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn routes_versions_and_fallbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = daemon(dir.path());
+        assert_eq!(call(&d, "GET", "/v1.41/containers/json").await.0, 200);
+        assert_eq!(call(&d, "GET", "/containers/json?all=1").await.0, 200);
+        let (s, v) = call(&d, "GET", "/v1.99/containers/json").await;
+        assert_eq!(s, 400);
+        assert!(v["message"].as_str().unwrap().contains("too new"));
+        let (s, v) = call(&d, "GET", "/v1.41/secrets").await;
+        assert_eq!(
+            (s, v["message"].as_str().unwrap()),
+            (501, "not implemented: GET /secrets")
+        );
+        // A known path with an unsupported method is not a fake success either.
+        let (s, v) = call(&d, "PUT", "/v1.41/containers/json").await;
+        assert_eq!(
+            (s, v["message"].as_str().unwrap()),
+            (501, "not implemented: PUT /containers/json")
+        );
+        let (s, v) = call(&d, "GET", "/v1.41/images/nope/json").await;
+        assert_eq!(
+            (s, v["message"].as_str().unwrap()),
+            (404, "No such image: nope:latest")
+        );
+    }
+}
