@@ -82,6 +82,20 @@ pub async fn inspect(State(d): D, Path(id): Path<String>) -> ApiResult<Response>
     Ok(Json(body).into_response())
 }
 
+/// `GET /containers/{id}/changes` (`docker diff`).
+pub async fn changes(State(d): D, Path(id): Path<String>) -> ApiResult<Response> {
+    let e = d.containers.get(&id)?;
+    let cid = e.id.clone();
+    let list = d
+        .blocking(move |d| d.images.changes(&cid).map_err(crate::images::api_error))
+        .await?;
+    let out: Vec<serde_json::Value> = list
+        .iter()
+        .map(|c| json!({"Path": c.path, "Kind": c.kind as u8}))
+        .collect();
+    Ok(Json(out).into_response())
+}
+
 /// `POST /containers/{id}/start`.
 pub async fn start(State(d): D, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let e = d.containers.get(&id)?;

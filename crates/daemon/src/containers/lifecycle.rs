@@ -146,6 +146,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     let log_path = std::path::PathBuf::from(&rec.log_path);
     let runtime_root = daemon.runtime_root();
     let runtime_binary = daemon.runtime_binary(rec.host_config.runtime.as_deref())?;
+    let (log_max_size, log_max_files) = super::spec::log_rotation(&rec.host_config)?;
     let ready = shim::spawn(SpawnArgs {
         binary: &daemon.config.shim_binary,
         id: &id,
@@ -156,6 +157,8 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         terminal: tty,
         stdin: rec.config.open_stdin == Some(true),
         runtime_binary: runtime_binary.as_deref(),
+        log_max_size,
+        log_max_files,
     })
     .await;
     if let Err(e) = &ready {

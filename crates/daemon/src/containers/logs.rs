@@ -167,9 +167,34 @@ pub fn stream(
                 }
             }
         };
-        let mut reader = std::io::BufReader::new(file);
         let mut lines: Vec<Line> = Vec::new();
         let mut buf = String::new();
+        // Rotated files first, oldest (highest number) to newest.
+        let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+        if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+            let prefix = format!("{}.", name.to_string_lossy());
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(num) = n.strip_prefix(&prefix).and_then(|x| x.parse::<u32>().ok()) {
+                    rotated.push((num, e.path()));
+                }
+            }
+        }
+        rotated.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, p) in rotated {
+            if let Ok(f) = std::fs::File::open(&p) {
+                let mut r = std::io::BufReader::new(f);
+                while r.read_line(&mut buf).unwrap_or(0) > 0 {
+                    if buf.ends_with('\n')
+                        && let Some(l) = parse_line(buf.trim_end())
+                    {
+                        lines.push(l);
+                    }
+                    buf.clear();
+                }
+            }
+        }
+        let mut reader = std::io::BufReader::new(file);
         while reader.read_line(&mut buf).unwrap_or(0) > 0 {
             if buf.ends_with('\n')
                 && let Some(l) = parse_line(buf.trim_end())
@@ -194,6 +219,10 @@ pub fn stream(
             let was_running = running();
             let mut progressed = false;
             if let Ok(f) = std::fs::File::open(&path) {
+                // Rotated under us: the live file restarted from zero.
+                if f.metadata().map(|m| m.len() < pos).unwrap_or(false) {
+                    pos = 0;
+                }
                 let mut r = std::io::BufReader::new(f);
                 if r.seek(SeekFrom::Start(pos)).is_ok() {
                     let mut line = String::new();

@@ -76,6 +76,10 @@ pub struct SpawnArgs<'a> {
     pub terminal: bool,
     /// Keep stdin open.
     pub stdin: bool,
+    /// json-file rotation: bytes per file.
+    pub log_max_size: Option<u64>,
+    /// json-file rotation: files kept.
+    pub log_max_files: Option<u32>,
     /// An external runc-compatible runtime instead of the shim's in-process berth_runtime
     /// (the shim's `--runtime-binary` extension of the contract).
     pub runtime_binary: Option<&'a Path>,
@@ -102,6 +106,11 @@ pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
     }
     if args.stdin {
         cmd.arg("--stdin");
+    }
+    if let Some(n) = args.log_max_size {
+        cmd.arg("--log-max-size").arg(n.to_string());
+        cmd.arg("--log-max-files")
+            .arg(args.log_max_files.unwrap_or(1).to_string());
     }
     if let Some(rt) = args.runtime_binary {
         cmd.arg("--runtime-binary").arg(rt);

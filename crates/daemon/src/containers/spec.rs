@@ -37,8 +37,62 @@ const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// Docker's size strings (`10m`, `1g`, `512k`, `100`) in bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0).then(|| (n * mult as f64) as u64)
+}
+
+/// json-file rotation from `--log-opt max-size=.. max-file=..`: (max size, max files).
+pub fn log_rotation(h: &HostConfig) -> Result<(Option<u64>, Option<u32>), ApiError> {
+    let Some(lc) = &h.log_config else {
+        return Ok((None, None));
+    };
+    let typ = lc.typ.as_deref().unwrap_or("");
+    if !typ.is_empty() && typ != "json-file" {
+        return Err(ApiError::not_implemented(format!(
+            "logging driver {typ:?} not supported yet (berthd supports json-file)"
+        )));
+    }
+    let opts = lc.config.clone().unwrap_or_default();
+    let mut size = None;
+    let mut files = None;
+    for (k, v) in &opts {
+        match k.as_str() {
+            "max-size" => {
+                size = Some(parse_size(v).ok_or_else(|| {
+                    ApiError::invalid(format!("invalid log option max-size: {v:?}"))
+                })?)
+            }
+            "max-file" => {
+                files = Some(v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ApiError::invalid(format!("invalid log option max-file: {v:?}"))
+                })?)
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )));
+            }
+        }
+    }
+    if files.is_some_and(|n| n > 1) && size.is_none() {
+        return Err(ApiError::invalid("max-file cannot be set without max-size"));
+    }
+    Ok((size, files))
+}
+
 /// HostConfig settings berthd cannot honour yet are refused at create, not ignored.
 pub fn validate_host_config(h: &HostConfig) -> Result<(), ApiError> {
+    log_rotation(h)?;
     for (what, mode) in [
         ("pid", h.pid_mode.as_deref()),
         ("ipc", h.ipc_mode.as_deref()),
@@ -568,6 +622,46 @@ mod tests {
         assert_eq!((u, g), (1000, 100));
         let e = resolve_user(d.path(), "ghost").unwrap_err();
         assert!(e.message.contains("unable to find user ghost"));
+    }
+
+    #[test]
+    fn log_options() {
+        use berth_api::models::HostConfigLogConfig;
+        let hc = |typ: &str, opts: &[(&str, &str)]| HostConfig {
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(typ.into()),
+                config: Some(
+                    opts.iter()
+                        .map(|(k, v)| ((*k).into(), (*v).into()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            log_rotation(&hc("json-file", &[("max-size", "10m"), ("max-file", "3")])).unwrap(),
+            (Some(10 << 20), Some(3))
+        );
+        assert_eq!(log_rotation(&hc("", &[])).unwrap(), (None, None));
+        assert_eq!(
+            log_rotation(&hc("syslog", &[])).unwrap_err().http_status(),
+            501
+        );
+        assert_eq!(
+            log_rotation(&hc("json-file", &[("max-size", "x")]))
+                .unwrap_err()
+                .http_status(),
+            400
+        );
+        assert_eq!(
+            log_rotation(&hc("json-file", &[("bogus", "1")]))
+                .unwrap_err()
+                .http_status(),
+            400
+        );
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("100"), Some(100));
     }
 
     #[test]
