@@ -180,7 +180,7 @@ pub fn stream(
                 }
             }
         }
-        rotated.sort_by(|a, b| b.0.cmp(&a.0));
+        rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
         for (_, p) in rotated {
             if let Ok(f) = std::fs::File::open(&p) {
                 let mut r = std::io::BufReader::new(f);
