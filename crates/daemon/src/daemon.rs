@@ -23,6 +23,8 @@ pub struct Daemon {
     pub containers: Store,
     /// Exec instances.
     pub execs: ExecTable,
+    /// The events bus.
+    pub events: crate::events::Events,
     /// Recently removed containers: (id, name, exit code), newest last.
     removed: Mutex<VecDeque<(String, String, i64)>>,
     /// When berthd started (for `/info` SystemTime only; never for logic).
@@ -47,6 +49,7 @@ impl Daemon {
             images,
             containers: Store::default(),
             execs: ExecTable::default(),
+            events: crate::events::Events::default(),
             removed: Mutex::new(VecDeque::new()),
             started: chrono::Utc::now(),
             shutting_down: tokio::sync::watch::Sender::new(false),

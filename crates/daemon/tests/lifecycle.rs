@@ -227,3 +227,46 @@ fn start_attach_on_created_and_exited_containers() {
     }
     ok(&d, &["rm", "sa"]);
 }
+
+#[test]
+fn events_replay_with_since_until_and_filters() {
+    let d = ready();
+    let epoch = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let since = format!("{:.3}", epoch() - 5.0);
+    let (code, _, e) = dk(
+        &d,
+        &[
+            "run", "--rm", "--name", "evt", "busybox", "sh", "-c", "exit 3",
+        ],
+    );
+    assert_eq!(code, 3, "{e}");
+    // `until` just after now: replay only, the stream ends by itself.
+    let until = format!("{:.3}", epoch() + 0.001);
+    let q = |extra: &[&str]| {
+        let mut a = vec!["events", "--since", &since, "--until", &until];
+        a.extend_from_slice(extra);
+        ok(&d, &a)
+    };
+    assert_eq!(
+        q(&["--filter", "container=evt", "--format", "{{.Action}}"]),
+        "create\nstart\ndie\ndestroy"
+    );
+    assert_eq!(
+        q(&[
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Actor.Attributes.exitCode}} {{.Actor.Attributes.name}}"
+        ]),
+        "3 evt"
+    );
+    assert_eq!(
+        q(&["--filter", "type=image", "--format", "{{.Action}}"]),
+        "load"
+    );
+}

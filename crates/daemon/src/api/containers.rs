@@ -249,6 +249,8 @@ pub async fn rename(
     e.with(|r| r.name = new.clone());
     d.containers.release_name(&old);
     files::save_record(&d.container_dir(&e.id), &e.snapshot())?;
+    d.events
+        .container(&e.snapshot(), "rename", &[("oldName", old.clone())]);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -71,6 +71,12 @@ pub async fn load(
     let loaded = loaded?;
     let mut out = String::new();
     for img in loaded {
+        let name = img
+            .repo_tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| img.id.clone());
+        d.events.image("load", &img.id, &name);
         for m in img.messages() {
             let line = ProgressMessage {
                 stream: Some(format!("{m}\n")),
@@ -154,13 +160,15 @@ pub async fn by_name(
                 .tag
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "latest".to_owned());
-            d.blocking(move |d| {
-                d.images
-                    .tag(&name, &format!("{repo}:{tag}"))
-                    .map(|_| ())
-                    .map_err(crate::images::api_error)
-            })
-            .await?;
+            let target = format!("{repo}:{tag}");
+            let t2 = target.clone();
+            let id = d
+                .blocking(move |d| {
+                    d.images.tag(&name, &t2).map_err(crate::images::api_error)?;
+                    d.images.resolve(&t2).map_err(crate::images::api_error)
+                })
+                .await?;
+            d.events.image("tag", &id, &target);
             Ok(StatusCode::CREATED.into_response())
         }
         (m, _) => {
@@ -183,5 +191,13 @@ pub async fn remove(
                 .map_err(crate::images::api_error)
         })
         .await?;
+    for it in &items {
+        match it {
+            berth_image::delete::DeleteResponseItem::Untagged(r) => d.events.image("untag", r, r),
+            berth_image::delete::DeleteResponseItem::Deleted(id) => {
+                d.events.image("delete", id, id)
+            }
+        }
+    }
     Ok(Json(items).into_response())
 }

@@ -5,6 +5,7 @@
 
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod json;
@@ -98,6 +99,7 @@ fn system_routes() -> Router<Arc<Daemon>> {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/events", get(events::events))
 }
 
 /// The whole route table (paths without the version prefix).

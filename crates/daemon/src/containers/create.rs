@@ -185,6 +185,7 @@ pub async fn create(
     .await;
     match result {
         Ok(entry) => {
+            daemon.events.container(&entry.snapshot(), "create", &[]);
             daemon.containers.insert(entry);
             Ok(CreateResponse { id, warnings })
         }

@@ -202,6 +202,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             *lock(&entry.unclaimed_exit) = false;
             entry.lifecycle.send_modify(|l| l.running = true);
             persist(daemon, entry)?;
+            daemon.events.container(&entry.snapshot(), "start", &[]);
             spawn_watcher(daemon.clone(), entry.clone());
             Ok(())
         }
@@ -298,6 +299,9 @@ pub fn record_exit(daemon: &Daemon, entry: &Entry, code: i64, at: String, oom: b
     if let Err(e) = persist(daemon, entry) {
         tracing::warn!(id = %entry.id, error = %e, "saving exit state");
     }
+    daemon
+        .events
+        .container(&entry.snapshot(), "die", &[("exitCode", code.to_string())]);
     *lock(&entry.unclaimed_exit) = true;
     entry.lifecycle.send_modify(|l| {
         l.running = false;
@@ -393,7 +397,11 @@ pub async fn kill(
     if entry.with(|r| r.state.paused) && sig == libc::SIGKILL {
         let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
     }
-    signal_running(daemon, entry, sig).await
+    signal_running(daemon, entry, sig).await?;
+    daemon
+        .events
+        .container(&entry.snapshot(), "kill", &[("signal", sig.to_string())]);
+    Ok(())
 }
 
 /// Waits until the exit counter moves past `before`.
@@ -454,6 +462,7 @@ async fn stop_locked(
         let _ = signal_running(daemon, entry, libc::SIGKILL).await;
         wait_exit_after(entry, before).await;
     }
+    daemon.events.container(&entry.snapshot(), "stop", &[]);
     Ok(Outcome::Done)
 }
 
@@ -470,7 +479,9 @@ pub async fn restart(
     let mut attached = entry.attached.subscribe();
     let _ = attached.wait_for(|n| *n == 0).await;
     entry.with(|r| r.has_been_manually_stopped = false);
-    start_locked(daemon, entry).await
+    start_locked(daemon, entry).await?;
+    daemon.events.container(&entry.snapshot(), "restart", &[]);
+    Ok(())
 }
 
 /// `pause`/`unpause`.
@@ -504,7 +515,13 @@ pub async fn set_paused(
         .await
         .map_err(|e| ApiError::internal(format!("Cannot {op} container {}: {e}", entry.id)))?;
     entry.with(|r| r.state.paused = pause);
-    persist(daemon, entry)
+    persist(daemon, entry)?;
+    daemon.events.container(
+        &entry.snapshot(),
+        if pause { "pause" } else { "unpause" },
+        &[],
+    );
+    Ok(())
 }
 
 /// A wait registered at request time: the state is captured before the response headers go
@@ -642,6 +659,7 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
         )));
     }
     let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
+    daemon.events.container(&entry.snapshot(), "destroy", &[]);
     daemon.containers.remove(&entry.id);
     daemon.note_removed(&entry.id, &name, code);
     entry.lifecycle.send_modify(|l| l.removed = true);
