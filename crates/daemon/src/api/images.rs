@@ -20,28 +20,6 @@ use crate::daemon::Daemon;
 
 type D = State<Arc<Daemon>>;
 
-/// Reads the request body from a blocking thread: chunks arrive through a channel.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
-    buf: bytes::Bytes,
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        let _ = self.buf.split_to(n);
-        Ok(n)
-    }
-}
-
 /// `POST /images/load`: the body (a `docker save` tar) streams into the store as it
 /// arrives; the answer is Docker's JSON lines.
 pub async fn load(
@@ -51,10 +29,7 @@ pub async fn load(
 ) -> ApiResult<Response> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let loader = d.blocking(move |d| {
-        let reader = ChannelReader {
-            rx,
-            buf: bytes::Bytes::new(),
-        };
+        let reader = super::transfer::ChannelReader::new(rx);
         d.images.load(reader).map_err(crate::images::api_error)
     });
     let feed = async move {
@@ -149,6 +124,7 @@ pub async fn by_name(
                 .await?;
             Ok(Json(img).into_response())
         }
+        (Method::GET, "get") => super::transfer::save_names(&d, vec![name]).await,
         (Method::POST, "tag") => {
             let repo = tq.repo.unwrap_or_default();
             if repo.is_empty() {

@@ -12,6 +12,7 @@ pub mod json;
 pub mod query;
 pub mod stream;
 pub mod system;
+pub mod transfer;
 pub mod version;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ fn container_routes() -> Router<Arc<Daemon>> {
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/export", get(transfer::export))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}", delete(containers::remove))
 }
@@ -67,6 +69,9 @@ fn exec_routes() -> Router<Arc<Daemon>> {
 fn image_routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/images/load", post(images::load))
+        .route("/images/get", get(transfer::save))
+        .route("/images/create", post(transfer::create))
+        .route("/commit", post(transfer::commit))
         .route("/images/json", get(images::list))
         .route(
             "/images/{*rest}",
