@@ -103,7 +103,7 @@ async fn tar_response(
 }
 
 fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| url_decode_pairs(q)).unwrap_or_default()
+    raw.map(url_decode_pairs).unwrap_or_default()
 }
 
 fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
