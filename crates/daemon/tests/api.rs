@@ -268,3 +268,23 @@ fn sigterm_stops_cleanly_and_removes_socket() {
     d.stop();
     assert!(!sock.exists());
 }
+
+#[test]
+fn extractor_rejections_have_docker_json_shape() {
+    let d = Berthd::start();
+    let r = d.get("/v1.41/containers/%ff/json");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert!(r.json()["message"].as_str().unwrap().contains("UTF-8"));
+    let r = d.post_json(
+        "/v1.41/containers/create",
+        &json!({"Image": "busybox", "HostConfig": {"Memory": 1024}}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Minimum memory limit allowed is 6MB");
+    let r = d.post_json(
+        "/v1.41/containers/create",
+        &json!({"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "bogus"}}}),
+    );
+    assert_eq!(r.status, 400);
+}

@@ -122,6 +122,39 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .with_state(daemon)
 }
 
+/// Error responses produced outside our handlers (axum's extractor rejections: a path that
+/// is not UTF-8, a bad query) get Docker's JSON shape too.
+async fn json_errors(resp: Response) -> Response {
+    use http_body_util::BodyExt;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (_, body) = resp.into_parts();
+    let limited = http_body_util::Limited::new(body, 64 * 1024);
+    let text = match limited.collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let kind = match status.as_u16() {
+        404 => berth_api::ErrorKind::NotFound,
+        409 => berth_api::ErrorKind::Conflict,
+        413 => berth_api::ErrorKind::PayloadTooLarge,
+        501 => berth_api::ErrorKind::NotImplemented,
+        503 => berth_api::ErrorKind::Unavailable,
+        s if s < 500 => berth_api::ErrorKind::InvalidParameter,
+        _ => berth_api::ErrorKind::Internal,
+    };
+    let mut r = error_response(&ApiError::new(kind, text.trim().to_owned()));
+    *r.status_mut() = status;
+    r
+}
+
 /// Serves one request: strips and checks `/v1.xx`, routes, adds Docker's headers.
 pub async fn handle<B>(router: Router, req: Request<B>) -> Response
 where
@@ -161,6 +194,7 @@ where
             resp
         }
     };
+    let mut resp = json_errors(resp).await;
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));

@@ -93,6 +93,26 @@ pub fn log_rotation(h: &HostConfig) -> Result<(Option<u64>, Option<u32>), ApiErr
 /// HostConfig settings berthd cannot honour yet are refused at create, not ignored.
 pub fn validate_host_config(h: &HostConfig) -> Result<(), ApiError> {
     log_rotation(h)?;
+    if let Some(m) = h.memory.filter(|m| *m != 0)
+        && m < 6 * 1024 * 1024
+    {
+        return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    if h.memory_swap
+        .is_some_and(|s| s > 0 && s < h.memory.unwrap_or(0))
+    {
+        return Err(ApiError::invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    if h.cpu_shares.is_some_and(|s| s < 0) || h.nano_cpus.is_some_and(|n| n < 0) {
+        return Err(ApiError::invalid(
+            "invalid CPU setting: must not be negative",
+        ));
+    }
+    if h.shm_size.is_some_and(|s| s < 0) {
+        return Err(ApiError::invalid("SHM size can not be less than 0"));
+    }
     for (what, mode) in [
         ("pid", h.pid_mode.as_deref()),
         ("ipc", h.ipc_mode.as_deref()),
