@@ -164,7 +164,7 @@ where
     let mut req = req.map(Body::new);
     let path = req.uri().path().to_owned();
     let (ver, rest) = version::split_version(&path);
-    let mut resp = match ver.map(version::check_version) {
+    let resp = match ver.map(version::check_version) {
         Some(Err(e)) => error_response(&e),
         other => {
             let v = match other {
