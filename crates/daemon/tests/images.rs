@@ -86,3 +86,25 @@ fn pull_is_refused_not_faked() {
     assert_ne!(code, 0);
     assert!(e.contains("not implemented: pulling images"), "{e}");
 }
+
+#[test]
+fn history_df_prune() {
+    let d = Berthd::start();
+    d.load_busybox();
+    let h = ok(&d, &["history", "--format", "{{.CreatedBy}}", "busybox"]);
+    assert!(!h.is_empty());
+    let df = ok(
+        &d,
+        &["system", "df", "--format", "{{.Type}} {{.TotalCount}}"],
+    );
+    assert!(df.lines().any(|l| l == "Images 1"), "{df}");
+    assert!(df.lines().any(|l| l == "Containers 0"), "{df}");
+    ok(&d, &["create", "--name", "keepme", "busybox", "true"]);
+    // In use: `prune -a` keeps it.
+    ok(&d, &["image", "prune", "-af"]);
+    assert_eq!(ok(&d, &["images", "-q"]).lines().count(), 1);
+    ok(&d, &["rm", "keepme"]);
+    let out = ok(&d, &["image", "prune", "-af"]);
+    assert!(out.contains("untagged: busybox:latest"), "{out}");
+    assert_eq!(ok(&d, &["images", "-q"]), "");
+}

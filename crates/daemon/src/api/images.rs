@@ -125,6 +125,12 @@ pub async fn by_name(
             Ok(Json(img).into_response())
         }
         (Method::GET, "get") => super::transfer::save_names(&d, vec![name]).await,
+        (Method::GET, "history") => {
+            let h = d
+                .blocking(move |d| d.images.history(&name).map_err(crate::images::api_error))
+                .await?;
+            Ok(Json(h).into_response())
+        }
         (Method::POST, "tag") => {
             let repo = tq.repo.unwrap_or_default();
             if repo.is_empty() {
@@ -176,4 +182,26 @@ pub async fn remove(
         }
     }
     Ok(Json(items).into_response())
+}
+
+/// `POST /images/prune` (`dangling=false` in the filters prunes every unused image).
+pub async fn prune(
+    State(d): D,
+    DockerQuery(q): DockerQuery<berth_api::query::PruneQuery>,
+) -> ApiResult<Response> {
+    let filters = berth_api::Filters::parse(q.filters.as_deref().unwrap_or(""))?;
+    filters.validate(&["dangling"])?;
+    let dangling_only = !filters
+        .get("dangling")
+        .iter()
+        .any(|v| matches!(*v, "false" | "0"));
+    let uses = crate::images::uses(&d);
+    let (items, reclaimed) = d
+        .blocking(move |d| {
+            d.images
+                .prune(dangling_only, &uses)
+                .map_err(crate::images::api_error)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"ImagesDeleted": if items.is_empty() { None } else { Some(items) }, "SpaceReclaimed": reclaimed})).into_response())
 }

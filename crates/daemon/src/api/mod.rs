@@ -73,6 +73,7 @@ fn image_routes() -> Router<Arc<Daemon>> {
         .route("/images/create", post(transfer::create))
         .route("/commit", post(transfer::commit))
         .route("/images/json", get(images::list))
+        .route("/images/prune", post(images::prune))
         .route(
             "/images/{*rest}",
             get(images::by_name)
@@ -105,6 +106,7 @@ fn system_routes() -> Router<Arc<Daemon>> {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(events::events))
+        .route("/system/df", get(system::df))
 }
 
 /// The whole route table (paths without the version prefix).

@@ -80,6 +80,49 @@ pub async fn version() -> Json<Value> {
     }))
 }
 
+/// `GET /system/df`: images and containers with their sizes; berthd has no volumes or build
+/// cache yet, so those lists are empty (true, not a placeholder).
+pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Json<Value>> {
+    let uses = crate::images::uses(&d);
+    let recs: Vec<_> = d.containers.all().iter().map(|e| e.snapshot()).collect();
+    let (images, sizes) = d
+        .blocking(move |d| {
+            let images = d
+                .images
+                .list(Some(&uses))
+                .map_err(crate::images::api_error)?;
+            let sizes: Vec<Option<(u64, u64)>> = recs
+                .iter()
+                .map(|r| d.images.container_size(&r.id).ok())
+                .collect();
+            Ok((images, sizes))
+        })
+        .await?;
+    let layers_size: u64 = images.iter().map(|i| i.size).sum();
+    let containers: Vec<Value> = d
+        .containers
+        .all()
+        .iter()
+        .zip(sizes)
+        .map(|(e, size)| {
+            let mut v = serde_json::to_value(crate::containers::inspect::summary(&e.snapshot()))
+                .unwrap_or(Value::Null);
+            if let Some((rw, root)) = size {
+                v["SizeRw"] = json!(rw);
+                v["SizeRootFs"] = json!(root);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "LayersSize": layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    })))
+}
+
 /// "1" or "2": cgroup2 mounted at /sys/fs/cgroup means a unified host.
 pub fn cgroup_version() -> &'static str {
     const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
