@@ -288,3 +288,120 @@ fn extractor_rejections_have_docker_json_shape() {
     );
     assert_eq!(r.status, 400);
 }
+
+/// A bare berthd for flag-level tests (no helper defaults).
+fn spawn_raw(dir: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .args(extra)
+        .env_remove("BERTHD_LOG")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ping(sock: &std::path::Path) {
+    for _ in 0..500 {
+        if std::os::unix::net::UnixStream::connect(sock).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("no socket {}", sock.display());
+}
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sighup_reloads_log_level_and_pidfile_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("daemon.json");
+    std::fs::write(&cfg, r#"{"log-level": "info"}"#).unwrap();
+    let sock = dir.path().join("b.sock");
+    let pidfile = dir.path().join("berthd.pid");
+    let child = Kill(spawn_raw(
+        dir.path(),
+        &[
+            "-H",
+            &format!("unix://{}", sock.display()),
+            "--config-file",
+            cfg.to_str().unwrap(),
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
+    ));
+    wait_ping(&sock);
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        child.0.id().to_string()
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660);
+    common::request(&sock, "GET", "/_ping", None, "text/plain");
+    let log = || std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(!log().contains("uri=/_ping"), "debug line at info level");
+    std::fs::write(&cfg, r#"{"log-level": "debug"}"#).unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGHUP);
+    }
+    let mut seen = false;
+    for _ in 0..200 {
+        common::request(&sock, "GET", "/_ping", None, "text/plain");
+        if log().contains("uri=/_ping") {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(seen, "SIGHUP did not apply the new log level: {}", log());
+}
+
+#[test]
+fn tcp_listener_works_and_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sock = dir.path().join("b.sock");
+    let _child = Kill(spawn_raw(
+        dir.path(),
+        &[
+            "-H",
+            &format!("unix://{}", sock.display()),
+            "-H",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--config-file",
+            "/nonexistent/daemon.json",
+        ],
+    ));
+    wait_ping(&sock);
+    let o = std::process::Command::new(common::DOCKER)
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+        .env("DOCKER_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "1.41",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(log.contains("without TLS or authentication"), "{log}");
+}

@@ -297,3 +297,35 @@ fn stdin_reaches_run_and_exec() {
     assert_eq!(o.trim(), &id.trim()[..12]);
     out(&d.docker(&["rm", "-f", "ie"]));
 }
+
+#[test]
+fn container_gets_dockers_default_confinement() {
+    let d = ready();
+    let script = "grep -E '^(CapEff|Seccomp):' /proc/self/status; grep pids /proc/self/cgroup; \
+                  mount | grep ' /dev/shm '; cat /proc/kcore 2>&1 | head -c 0; hostname";
+    let (code, o, e) = out(&d.docker(&[
+        "run", "--rm", "--name", "conf", "busybox", "sh", "-c", script,
+    ]));
+    assert_eq!(code, 0, "{e}");
+    let lines: Vec<&str> = o.lines().collect();
+    // Docker's 14 default capabilities, and its seccomp filter.
+    assert_eq!(lines[0], "CapEff:\t00000000a80425fb");
+    assert_eq!(lines[1], "Seccomp:\t2");
+    assert!(lines[2].contains(":pids:/berth/"), "{o}");
+    assert!(lines[3].contains("size=65536k"), "{o}");
+    assert_eq!(lines[4].len(), 12, "hostname is the short id");
+    let (code, o, _) = out(&d.docker(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_ADMIN",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]));
+    assert_eq!(code, 0);
+    assert_eq!(o.trim(), "CapEff:\t0000000000001000");
+}
