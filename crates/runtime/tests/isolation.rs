@@ -215,3 +215,24 @@ fn exec_joins_a_user_namespace() {
         [vec!["0"], vec!["0", "200000", "65536"], vec!["berth"]]
     );
 }
+
+#[test]
+fn no_ignored_or_blocked_signals_leak_in() {
+    let rt = Rt::new();
+    let b = rt.bundle(
+        "b",
+        &["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"],
+        |_| {},
+    );
+    let out = run_ok(&rt, &b, "sig");
+    assert_eq!(
+        status_field(&out, "SigIgn"),
+        Some("0000000000000000"),
+        "{out}"
+    );
+    assert_eq!(
+        status_field(&out, "SigBlk"),
+        Some("0000000000000000"),
+        "{out}"
+    );
+}

@@ -416,3 +416,26 @@ fn rootless_spec_runs() {
     let fields: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(fields, ["0", uid.as_str(), "1"]);
 }
+
+#[test]
+fn delete_cleans_a_half_created_state_dir() {
+    let rt = Rt::new();
+    let id = rt.id("half");
+    std::fs::create_dir_all(rt.state_dir(&id)).unwrap();
+    let out = rt.run(&["delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!rt.state_dir(&id).exists());
+    let out = rt.run(&["delete", &id]);
+    assert!(!out.status.success(), "second delete: no such container");
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+
+#[test]
+fn run_with_no_pivot() {
+    let rt = Rt::new();
+    let b = rt.bundle("b", &["sh", "-c", "echo $$; ls /bin/busybox"], |_| {});
+    let id = rt.id("nopivot");
+    let out = rt.run(&["run", "--no-pivot", "-b", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\n/bin/busybox\n");
+}

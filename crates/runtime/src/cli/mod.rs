@@ -381,6 +381,7 @@ fn exec(a: ExecArgs, root: &std::path::Path) -> Result<i32, RuntimeError> {
             console_socket: a.console_socket,
             pid_file: a.pid_file,
             preserve_fds: a.preserve_fds,
+            detach: a.detach,
         },
     )?;
     if a.detach {

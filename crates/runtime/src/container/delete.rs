@@ -16,7 +16,19 @@ const KILL_WAIT_MS: i32 = 10_000;
 
 /// Delete a container.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuntimeError> {
-    let c = load(root, id)?;
+    crate::state::validate_id(id)?;
+    let c = match load(root, id) {
+        Ok(c) => c,
+        // A dir without state.json: a create that died before its first write. Nothing runs
+        // and nothing else was made; remove the dir so the id is usable again.
+        Err(RuntimeError::State(crate::state::StateError::NotFound(_)))
+            if root.join(id).is_dir() =>
+        {
+            return std::fs::remove_dir_all(root.join(id))
+                .map_err(|e| RuntimeError::io(format!("removing {}", root.join(id).display()), e));
+        }
+        Err(e) => return Err(e),
+    };
     let status = c.status();
     if status != Status::Stopped {
         if !force {

@@ -31,6 +31,9 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// fds 3..3+n survive into the process.
     pub preserve_fds: u32,
+    /// The caller will not wait for the process (`exec -d`). The library never waits either
+    /// way ([`ExecProcess::wait`] is the caller's choice); kept so callers can pass it through.
+    pub detach: bool,
 }
 
 /// A process started by [`exec`], a direct child of the caller.

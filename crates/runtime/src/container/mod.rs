@@ -4,6 +4,29 @@
 //! and waits for [`Container::start`]; everything else works from the state dir, so a
 //! different process (another CLI invocation, a restarted shim) can pick the container up with
 //! [`load`].
+//!
+//! How `berth-shim` uses it (single-threaded, sealed with `pentacle::ensure_sealed()` at
+//! start, since the init is a clone of the caller):
+//!
+//! ```no_run
+//! # fn main() -> Result<(), berth_runtime::RuntimeError> {
+//! use berth_runtime::container::{self, CreateOptions};
+//! # let (stdin, stdout, stderr): (std::os::fd::OwnedFd, std::os::fd::OwnedFd, std::os::fd::OwnedFd) = todo!();
+//! let mut c = container::create(CreateOptions {
+//!     id: "web".into(),
+//!     bundle: "/var/lib/berth/containers/web/bundle".into(),
+//!     root: "/run/berth/runtime".into(),
+//!     console_socket: None,
+//!     pid_file: None,
+//!     no_pivot: false,
+//!     stdio: Some([stdin, stdout, stderr]),
+//!     preserve_fds: 0,
+//! })?;
+//! c.start()?; // returns once the user process has exec'd
+//! let code = container::wait_status(c.pid())?; // the init is our child; 128+signal if killed
+//! container::delete(std::path::Path::new("/run/berth/runtime"), "web", false)?;
+//! # let _ = code; Ok(()) }
+//! ```
 
 mod create;
 mod delete;

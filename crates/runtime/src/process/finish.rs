@@ -112,6 +112,7 @@ fn prepare(opts: &FinishOptions<'_>) -> Result<Prepared, ExecFailure> {
         .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     mark_fds_cloexec(opts.preserve_fds)?;
+    reset_signals();
     Ok((path, argv, envp))
 }
 
@@ -218,6 +219,44 @@ fn resolve(arg0: &str, env: &[String]) -> Result<PathBuf, ExecFailure> {
         code: 127,
         message: format!("exec: \"{arg0}\": executable file not found in $PATH"),
     })
+}
+
+/// Ignored signals and the blocked mask survive `execve`: the runtime ignores SIGPIPE (as every
+/// Rust binary) and a caller may block or ignore others, none of which the container process
+/// should inherit.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` on arches with `sa_restorer` (x86_64, arm64).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // The raw syscall, since glibc refuses its internal real-time signals (32, 33), which a
+    // parent may have left ignored too.
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a valid struct; the old action is not requested.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
 fn mark_fds_cloexec(preserve: u32) -> Result<(), ExecFailure> {
