@@ -111,6 +111,7 @@ impl Library {
                 console_socket: req.console_socket.map(Path::to_path_buf),
                 pid_file: None,
                 preserve_fds: 0,
+                detach: false,
             },
         )
         .map_err(|e| failed("exec", e))?;
