@@ -53,6 +53,7 @@ fn container_routes() -> Router<Arc<Daemon>> {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/changes", get(containers::changes))
         .route("/containers/{id}/export", get(transfer::export))
         .route("/containers/{id}/exec", post(exec::create))
