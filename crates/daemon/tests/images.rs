@@ -151,3 +151,32 @@ fn docker_cp_out_of_a_container_stays_inside_it() {
     );
     ok(&d, &["rm", "cpx"]);
 }
+
+#[test]
+fn docker_cp_into_running_and_created_containers() {
+    let d = Berthd::start();
+    d.load_busybox();
+    let src = d.root.path().join("in");
+    std::fs::create_dir_all(src.join("dir")).unwrap();
+    std::fs::write(src.join("f.txt"), "hello\n").unwrap();
+    std::fs::write(src.join("dir/n"), "nested\n").unwrap();
+    ok(
+        &d,
+        &["run", "-d", "--name", "cpi", "busybox", "sleep", "1000"],
+    );
+    ok(
+        &d,
+        &["cp", src.join("f.txt").to_str().unwrap(), "cpi:/tmp/"],
+    );
+    ok(&d, &["cp", src.join("dir").to_str().unwrap(), "cpi:/tmp/"]);
+    assert_eq!(
+        ok(&d, &["exec", "cpi", "cat", "/tmp/f.txt", "/tmp/dir/n"]),
+        "hello\nnested"
+    );
+    ok(&d, &["rm", "-f", "cpi"]);
+    // A created (never started) container: its rootfs is mounted for the copy.
+    ok(&d, &["create", "--name", "cps", "busybox", "cat", "/f.txt"]);
+    ok(&d, &["cp", src.join("f.txt").to_str().unwrap(), "cps:/"]);
+    assert_eq!(ok(&d, &["start", "-a", "cps"]), "hello");
+    ok(&d, &["rm", "cps"]);
+}

@@ -1,7 +1,7 @@
 //! `docker cp` out of a container: `HEAD`/`GET /containers/{id}/archive?path=`. The path is
 //! resolved inside the container's rootfs with `openat2(RESOLVE_IN_ROOT)`, so symlinks can
-//! never lead outside it; the tar never follows symlinks. Copying into a container (`PUT`)
-//! is not implemented yet and says so.
+//! never lead outside it; the tar never follows symlinks. `PUT` (copy into a container)
+//! extracts with the image store's safe tar apply into the resolved directory.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -22,6 +22,13 @@ use crate::daemon::Daemon;
 pub struct ArchiveQuery {
     #[serde(default)]
     path: String,
+    /// `PUT`: keep the tar's uid/gid (`docker cp -a`).
+    #[serde(
+        default,
+        rename = "copyUIDGID",
+        deserialize_with = "berth_api::query::docker_bool"
+    )]
+    copy_uid_gid: bool,
 }
 
 fn base64(data: &[u8]) -> String {
@@ -169,6 +176,65 @@ pub async fn get(
     );
     h.insert("X-Docker-Container-Path-Stat", stat_header);
     Ok(resp)
+}
+
+/// `PUT /containers/{id}/archive?path=DIR`: extract the body (a tar) into DIR.
+pub async fn put(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ArchiveQuery>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    use futures_util::StreamExt;
+    if q.path.is_empty() {
+        return Err(ApiError::invalid("path is required").into());
+    }
+    let e = d.containers.get(&id)?;
+    if e.with(|r| r.host_config.readonly_rootfs == Some(true)) {
+        return Err(ApiError::forbidden("container rootfs is marked read-only").into());
+    }
+    let cid = e.id.clone();
+    let rootfs = d
+        .blocking(move |d| d.images.mount(&cid).map_err(crate::images::api_error))
+        .await?;
+    let guard = MountRef {
+        daemon: d.clone(),
+        id: e.id.clone(),
+    };
+    let fd = open_in_root(&rootfs, &q.path)?;
+    let (_, is_dir) = path_stat(&fd, &q.path)?;
+    if !is_dir {
+        return Err(
+            ApiError::invalid(format!("extraction point is not a directory: {}", q.path)).into(),
+        );
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let preserve_owner = q.copy_uid_gid;
+    let extract = d.blocking(move |_| {
+        let _guard = guard;
+        let dest = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let res = berth_image::apply::apply_layer(
+            super::transfer::ChannelReader::new(rx),
+            &dest,
+            &berth_image::apply::ApplyOptions { preserve_owner },
+        );
+        drop(fd);
+        res.map(|_| ())
+            .map_err(|err| ApiError::invalid(format!("extracting into {}: {err}", dest.display())))
+    });
+    let feed = async move {
+        let mut body = req.into_body().into_data_stream();
+        while let Some(chunk) = body.next().await {
+            let item = chunk.map_err(|err| format!("reading request body: {err}"));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    };
+    let (res, ()) = tokio::join!(extract, feed);
+    res?;
+    Ok(Response::new(Body::empty()))
 }
 
 struct TxWriter(tokio::sync::mpsc::Sender<bytes::Bytes>);

@@ -59,7 +59,7 @@ fn container_routes() -> Router<Arc<Daemon>> {
         .route("/containers/{id}/export", get(transfer::export))
         .route(
             "/containers/{id}/archive",
-            get(archive::get).head(archive::get),
+            get(archive::get).head(archive::get).put(archive::put),
         )
         .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}", delete(containers::remove))
