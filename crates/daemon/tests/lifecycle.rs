@@ -296,3 +296,44 @@ fn stats_read_the_containers_cgroup() {
     assert_eq!(parts[4], "1", "{s}");
     ok(&d, &["rm", "-f", "st"]);
 }
+
+#[test]
+fn attach_to_a_running_container_gets_output_and_exit_code() {
+    let d = ready();
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "att",
+            "busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late; exit 4",
+        ],
+    );
+    let mut child = std::process::Command::new(common::DOCKER)
+        .args(["attach", "--no-stdin", "att"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Release the container only once the attach is registered with the shim.
+    let mut attached = false;
+    for _ in 0..400 {
+        if d.log().contains("/attach?") {
+            attached = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(attached, "attach request never reached berthd");
+    ok(&d, &["exec", "att", "touch", "/tmp/go"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "late\n");
+    assert_eq!(out.status.code(), Some(4));
+    ok(&d, &["rm", "att"]);
+}
