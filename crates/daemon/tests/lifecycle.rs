@@ -337,3 +337,40 @@ fn attach_to_a_running_container_gets_output_and_exit_code() {
     assert_eq!(out.status.code(), Some(4));
     ok(&d, &["rm", "att"]);
 }
+
+#[test]
+fn update_restart_policy_and_stopped_resources() {
+    let d = ready();
+    ok(
+        &d,
+        &["run", "-d", "--name", "up", "busybox", "sleep", "1000"],
+    );
+    ok(&d, &["update", "--restart", "unless-stopped", "up"]);
+    assert_eq!(
+        ok(
+            &d,
+            &["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "up"]
+        ),
+        "unless-stopped"
+    );
+    let (code, _, e) = dk(&d, &["update", "-m", "64m", "up"]);
+    assert_ne!(code, 0);
+    assert!(e.contains("not supported yet"), "{e}");
+    ok(&d, &["stop", "-t", "0", "up"]);
+    ok(&d, &["update", "-m", "64m", "--memory-swap", "128m", "up"]);
+    assert_eq!(
+        ok(&d, &["inspect", "-f", "{{.HostConfig.Memory}}", "up"]),
+        "67108864"
+    );
+    ok(&d, &["start", "up"]);
+    assert_eq!(
+        ok(
+            &d,
+            &["stats", "--no-stream", "--format", "{{.MemUsage}}", "up"]
+        )
+        .split(" / ")
+        .nth(1),
+        Some("64MiB")
+    );
+    ok(&d, &["rm", "-f", "up"]);
+}
