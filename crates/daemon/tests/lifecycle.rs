@@ -313,7 +313,7 @@ fn attach_to_a_running_container_gets_output_and_exit_code() {
             "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late; exit 4",
         ],
     );
-    let mut child = std::process::Command::new(common::DOCKER)
+    let child = std::process::Command::new(common::DOCKER)
         .args(["attach", "--no-stdin", "att"])
         .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
         .env("DOCKER_CONFIG", &d.docker_config)
