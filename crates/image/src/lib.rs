@@ -36,6 +36,7 @@ pub mod layer_store;
 pub mod layout;
 pub mod overlay;
 pub mod reference;
+pub mod registry;
 pub mod repositories;
 pub mod store;
 pub mod tarsplit;
