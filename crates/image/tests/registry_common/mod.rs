@@ -123,6 +123,11 @@ impl Registry {
         }
     }
 
+    /// pid of the registry process.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
     /// `127.0.0.1:<port>`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
