@@ -175,6 +175,15 @@ pub fn parse_challenge(v: &str) -> Option<Challenge> {
     })
 }
 
+/// The parameters of a `Bearer` challenge (`realm`, `service`, `scope`, `error`, ...).
+pub fn bearer_params(v: &str) -> Option<BTreeMap<String, String>> {
+    let v = v.trim();
+    let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| parse_params(rest))
+}
+
 /// `k=v, k="v, with comma"` parameters.
 fn parse_params(s: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();

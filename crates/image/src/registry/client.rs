@@ -128,8 +128,34 @@ fn code_text(code: &str) -> String {
     code.replace('_', " ").to_ascii_lowercase()
 }
 
-/// Build the error for a failed response (body may be empty: HEAD).
-pub(crate) fn status_error(status: StatusCode, body: &[u8]) -> RegistryError {
+/// Build the error for a failed response (body may be empty: HEAD). Like Docker's
+/// `HandleErrorResponse`, an OAuth `error=` in a Bearer challenge wins: `insufficient_scope`
+/// is `denied`, `invalid_token` is `unauthorized`.
+pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> RegistryError {
+    if status.is_client_error() {
+        for v in headers.get_all(header::WWW_AUTHENTICATE) {
+            let Some(params) = v.to_str().ok().and_then(super::auth::bearer_params) else {
+                continue;
+            };
+            let (code, default) = match params.get("error").map(String::as_str) {
+                Some("invalid_token") => ("UNAUTHORIZED", "authentication required"),
+                Some("insufficient_scope") => {
+                    ("DENIED", "requested access to the resource is denied")
+                }
+                _ => continue,
+            };
+            let msg = params
+                .get("error_description")
+                .filter(|d| !d.is_empty())
+                .map(String::as_str)
+                .unwrap_or(default);
+            return RegistryError::Registry {
+                status: status.as_u16(),
+                code: code.to_string(),
+                message: format!("{}: {msg}", code_text(code)),
+            };
+        }
+    }
     let parsed: Option<ErrBody> = serde_json::from_slice(body).ok();
     if let Some(first) = parsed.as_ref().and_then(|p| p.errors.first()) {
         let code = if first.code.is_empty() {
@@ -247,7 +273,7 @@ impl RepoClient {
             .await
             .map_err(http_err(&Method::GET, &url))?;
             if h::transient_status(r.status()) {
-                return Err(status_error(r.status(), b""));
+                return Err(status_error(r.status(), r.headers(), b""));
             }
             Ok(r)
         })
@@ -273,7 +299,16 @@ impl RepoClient {
         }
         let value = match self.challenge().await? {
             None => None,
-            Some(Challenge::Basic) => self.creds.basic_header(),
+            Some(Challenge::Basic) => match self.creds.basic_header() {
+                Some(b) => Some(b),
+                None => {
+                    return Err(RegistryError::Registry {
+                        status: 401,
+                        code: "UNAUTHORIZED".into(),
+                        message: "no basic auth credentials".into(),
+                    });
+                }
+            },
             Some(Challenge::Bearer { realm, service }) => {
                 if !self.creds.registrytoken.is_empty() {
                     Some(format!("Bearer {}", self.creds.registrytoken))
@@ -345,17 +380,18 @@ impl RepoClient {
             .await
             .map_err(http_err(&method, &url))?;
             if h::transient_status(r.status()) {
-                return Err(status_error(r.status(), b""));
+                return Err(status_error(r.status(), r.headers(), b""));
             }
             Ok(r)
         })
         .await?;
         let status = resp.status();
+        let rh = resp.headers().clone();
         let data = h::read_body(resp, &url, MANIFEST_LIMIT)
             .await
             .map_err(http_err(&method, &url))?;
         if !status.is_success() {
-            return Err(status_error(status, &data));
+            return Err(status_error(status, &rh, &data));
         }
         #[derive(Deserialize)]
         struct Tok {
@@ -433,7 +469,7 @@ impl RepoClient {
                 .await
                 .map_err(http_err(&method, url))?;
             if !status.is_success() {
-                return Err(status_error(status, &data));
+                return Err(status_error(status, &hdrs, &data));
             }
             Ok((hdrs, data))
         })
@@ -491,10 +527,11 @@ impl RepoClient {
             .await?;
         if !resp.status().is_success() {
             let status = resp.status();
+            let rh = resp.headers().clone();
             let data = h::read_body(resp, &url, MANIFEST_LIMIT)
                 .await
                 .unwrap_or_default();
-            return Err(status_error(status, &data));
+            return Err(status_error(status, &rh, &data));
         }
         Ok(resp)
     }
@@ -515,7 +552,7 @@ impl RepoClient {
                         .unwrap_or(0),
                 )),
                 StatusCode::NOT_FOUND => Ok(None),
-                s => Err(status_error(s, b"")),
+                s => Err(status_error(s, resp.headers(), b"")),
             }
         })
         .await
@@ -544,10 +581,11 @@ impl RepoClient {
                 Ok(false)
             }
             s => {
+                let rh = resp.headers().clone();
                 let data = h::read_body(resp, &url, MANIFEST_LIMIT)
                     .await
                     .unwrap_or_default();
-                Err(status_error(s, &data))
+                Err(status_error(s, &rh, &data))
             }
         }
     }
@@ -566,10 +604,11 @@ impl RepoClient {
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             let s = resp.status();
+            let rh = resp.headers().clone();
             let data = h::read_body(resp, &start, MANIFEST_LIMIT)
                 .await
                 .unwrap_or_default();
-            return Err(status_error(s, &data));
+            return Err(status_error(s, &rh, &data));
         }
         let loc = location(&resp, &start).ok_or_else(|| {
             RegistryError::Manifest(format!("{start}: upload started without a Location"))
@@ -585,10 +624,11 @@ impl RepoClient {
         let resp = self.send(Method::PUT, &put, &headers, body).await?;
         let s = resp.status();
         if s != StatusCode::CREATED && !s.is_success() {
+            let rh = resp.headers().clone();
             let data = h::read_body(resp, &put, MANIFEST_LIMIT)
                 .await
                 .unwrap_or_default();
-            return Err(status_error(s, &data));
+            return Err(status_error(s, &rh, &data));
         }
         Ok(())
     }
@@ -614,10 +654,11 @@ impl RepoClient {
                 .await?;
             let s = resp.status();
             if !s.is_success() {
+                let rh = resp.headers().clone();
                 let body = h::read_body(resp, &url, MANIFEST_LIMIT)
                     .await
                     .unwrap_or_default();
-                return Err(status_error(s, &body));
+                return Err(status_error(s, &rh, &body));
             }
             Ok(())
         })
@@ -694,11 +735,12 @@ mod tests {
     fn error_texts() {
         let e = status_error(
             StatusCode::UNAUTHORIZED,
+            &HeaderMap::new(),
             br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#,
         );
         assert_eq!(e.to_string(), "unauthorized: authentication required");
         assert_eq!(
-            status_error(StatusCode::UNAUTHORIZED, b"").to_string(),
+            status_error(StatusCode::UNAUTHORIZED, &HeaderMap::new(), b"").to_string(),
             "unauthorized: authentication required"
         );
         assert_eq!(
