@@ -105,13 +105,11 @@ fn g4(v: f64) -> String {
     };
     let decimals = (4 - digits_before).max(0) as usize;
     let s = format!("{v:.decimals$}");
-    // A round-up may add a digit (999.95 -> 1000.0): %g would then show 1000.
-    let s = if s.contains('.') {
+    if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
-    };
-    s
+    }
 }
 
 /// Docker's `JSONProgress.String()` as the daemon renders it (width 200, no time left).
