@@ -145,3 +145,42 @@ fn registry_killed_mid_pull_fails_cleanly() {
     let (r, events) = pull(&rt, &dst.store, &name, PullOptions::default());
     assert_eq!(r.unwrap_or_else(|e| panic!("{e}: {events:?}")).image_id, id);
 }
+
+#[test]
+fn cancelled_pull_leaves_nothing() {
+    if !have_registry() {
+        eprintln!("SKIP: needs {REGISTRY_BIN} (apt: docker-registry)");
+        return;
+    }
+    let reg = Registry::start(None);
+    let rt = runtime();
+    let (name, _, _) = pushed(&reg, &rt, 16);
+    let dst = temp_store();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let mut tx = Some(tx);
+    let finished = rt.block_on(async {
+        let fut =
+            berth_image::registry::pull(dst.store.clone(), &name, PullOptions::default(), |e| {
+                if e.status == "Downloading"
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(());
+                }
+            });
+        // Dropping the pull future is what a cancelled API request does.
+        tokio::select! {
+            biased;
+            _ = rx => false,
+            _ = fut => true,
+        }
+    });
+    assert!(!finished, "the pull finished before it could be cancelled");
+    // Extractors still running see the closed stream and remove their temp dirs; wait for
+    // that (no timing assertion: only an upper bound against hanging forever).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !leftovers(&dst.store).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(rt);
+    assert_nothing_stored(&dst);
+}
