@@ -54,7 +54,7 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Parse `os[/arch[/variant]]`; default linux/<host arch>.
+    /// Parse `os[/arch[/variant]]`; default `linux/<host arch>`.
     pub fn parse(s: Option<&str>) -> Result<Platform, RegistryError> {
         let host = crate::archive::load::host_arch().to_string();
         let Some(s) = s.filter(|s| !s.is_empty()) else {
