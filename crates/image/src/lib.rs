@@ -1,5 +1,5 @@
 //! Image and layer store with Docker's overlay2 on-disk layout, layer tar apply with
-//! whiteouts, and (later) registry pull/push.
+//! whiteouts, and registry pull/push ([`registry`]).
 //!
 //! Module map:
 //! - [`apply`]: extract a layer tar (plain/gzip/zstd) safely into a diff dir, hashing the
@@ -36,6 +36,7 @@ pub mod layer_store;
 pub mod layout;
 pub mod overlay;
 pub mod reference;
+pub mod registry;
 pub mod repositories;
 pub mod store;
 pub mod tarsplit;
