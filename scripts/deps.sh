@@ -2,7 +2,7 @@
 # Install the Debian packages berth's build, tests and benchmarks need (idempotent).
 # Runs as root; only the package registries are reachable.
 set -euo pipefail
-PKGS=(busybox-static libseccomp-dev pkg-config nftables iproute2 docker-registry skopeo runc crun tmux hyperfine)
+PKGS=(curl busybox-static libseccomp-dev pkg-config nftables iproute2 docker-registry skopeo runc crun tmux hyperfine)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
