@@ -1,0 +1,251 @@
+//! `POST /containers/create`: validate, resolve the image, merge its defaults, reserve the
+//! name, create the layers and write the container's directory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_api::ApiError;
+use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use berth_api::types::CreateResponse;
+
+use super::files;
+use super::names;
+use super::network::NetMode;
+use super::record::{ContainerRecord, GraphRecord, StateRecord};
+use super::store::Entry;
+use crate::daemon::Daemon;
+use crate::fsutil::random_hex;
+
+/// Splits the create body into the container config and host config.
+fn split_body(body: ContainerCreateBody) -> Result<(ContainerConfig, HostConfig, Option<berth_api::models::NetworkingConfig>), ApiError> {
+    let host = body.host_config.clone().unwrap_or_default();
+    let net = body.networking_config.clone();
+    let mut v = serde_json::to_value(&body)
+        .map_err(|e| ApiError::internal(format!("re-encoding create body: {e}")))?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("HostConfig");
+        obj.remove("NetworkingConfig");
+    }
+    let config: ContainerConfig = serde_json::from_value(v)
+        .map_err(|e| ApiError::invalid(format!("invalid container config: {e}")))?;
+    Ok((config, host, net))
+}
+
+/// A fresh 64-hex id whose 12-char short form is not all digits (Docker's rule, so the short
+/// id never looks like a number).
+fn new_id() -> Result<String, ApiError> {
+    loop {
+        let id = random_hex(32).map_err(|e| ApiError::internal(format!("generating id: {e}")))?;
+        if !id[..12].bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(id);
+        }
+    }
+}
+
+/// Overlays `user` env entries onto `image` ones by key.
+fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = image.to_vec();
+    for kv in user {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        if let Some(slot) = out
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            *slot = kv.clone();
+        } else {
+            out.push(kv.clone());
+        }
+    }
+    out
+}
+
+/// Creates a container; returns Docker's create response.
+pub async fn create(
+    daemon: &Arc<Daemon>,
+    name: Option<String>,
+    body: ContainerCreateBody,
+) -> Result<CreateResponse, ApiError> {
+    let (mut config, mut host, networking) = split_body(body)?;
+    let image_ref = config.image.clone().unwrap_or_default();
+    if image_ref.is_empty() {
+        return Err(ApiError::invalid("config.Image must not be empty"));
+    }
+    let mut warnings = Vec::new();
+    let netmode = NetMode::parse(host.network_mode.as_deref().unwrap_or(""), &daemon.config.bridge)?;
+    super::spec::validate_host_config(&host)?;
+
+    let image = {
+        let r = image_ref.clone();
+        daemon.blocking(move |d| d.images.resolve(&r)).await?
+    };
+
+    // Merge image defaults (Docker's merge rules).
+    let user_entrypoint = config.entrypoint.clone().filter(|e| !e.is_empty());
+    let user_cmd = config.cmd.clone().filter(|c| !c.is_empty());
+    let (entrypoint, cmd) = match (user_entrypoint, user_cmd) {
+        (Some(ep), cmd) => (ep, cmd.unwrap_or_default()),
+        (None, Some(cmd)) => (image.entrypoint.clone(), cmd),
+        (None, None) => (image.entrypoint.clone(), image.cmd.clone()),
+    };
+    let mut argv = entrypoint.clone();
+    argv.extend(cmd.iter().cloned());
+    if argv.is_empty() {
+        return Err(ApiError::invalid("No command specified"));
+    }
+    config.entrypoint = if entrypoint.is_empty() { None } else { Some(entrypoint) };
+    config.cmd = Some(cmd);
+    config.env = Some(merge_env(&image.env, config.env.as_deref().unwrap_or(&[])));
+    if config.working_dir.as_deref().unwrap_or("").is_empty() && !image.working_dir.is_empty() {
+        config.working_dir = Some(image.working_dir.clone());
+    }
+    if config.user.as_deref().unwrap_or("").is_empty() && !image.user.is_empty() {
+        config.user = Some(image.user.clone());
+    }
+    if config.stop_signal.is_none() {
+        config.stop_signal = image.stop_signal.clone();
+    }
+    let mut labels: HashMap<String, String> = image.labels.clone();
+    labels.extend(config.labels.clone().unwrap_or_default());
+    config.labels = Some(labels);
+    if !image.exposed_ports.is_empty() {
+        let mut ports = config.exposed_ports.clone().unwrap_or_default();
+        for p in &image.exposed_ports {
+            if !ports.contains(p) {
+                ports.push(p.clone());
+            }
+        }
+        config.exposed_ports = Some(ports);
+    }
+    if !image.volumes.is_empty() {
+        warnings.push(format!(
+            "image declares volumes {:?}; anonymous volumes are not supported yet, the paths stay in the container's rw layer",
+            image.volumes
+        ));
+    }
+
+    let id = new_id()?;
+    if config.hostname.as_deref().unwrap_or("").is_empty() {
+        config.hostname = Some(match netmode {
+            NetMode::Host => rustix::system::uname().nodename().to_string_lossy().into_owned(),
+            _ => id[..12].to_owned(),
+        });
+    }
+    if host.network_mode.as_deref().unwrap_or("").is_empty() {
+        host.network_mode = Some("default".to_owned());
+    }
+
+    // Name: given and valid, or random until free.
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(n) => {
+            let n = names::validate(&n)?;
+            daemon.containers.reserve_name(&n, &id)?;
+            n
+        }
+        None => {
+            let mut attempt = 0;
+            loop {
+                let n = format!("/{}", names::random_name(u32::from(attempt >= 3)));
+                match daemon.containers.reserve_name(&n, &id) {
+                    Ok(()) => break n,
+                    Err(e) if attempt >= 20 => return Err(e),
+                    Err(_) => attempt += 1,
+                }
+            }
+        }
+    };
+
+    let result = create_on_disk(daemon, &id, &name, &image.id, config, host, networking, netmode).await;
+    match result {
+        Ok(entry) => {
+            daemon.containers.insert(entry);
+            Ok(CreateResponse { id, warnings })
+        }
+        Err(e) => {
+            daemon.containers.release_name(&name);
+            let cleanup_id = id.clone();
+            let _ = daemon
+                .blocking(move |d| d.images.remove_container_layers(&cleanup_id))
+                .await;
+            let _ = std::fs::remove_dir_all(daemon.container_dir(&id));
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_on_disk(
+    daemon: &Arc<Daemon>,
+    id: &str,
+    name: &str,
+    image_id: &str,
+    config: ContainerConfig,
+    host: HostConfig,
+    networking: Option<berth_api::models::NetworkingConfig>,
+    netmode: NetMode,
+) -> Result<Arc<Entry>, ApiError> {
+    let layers = {
+        let (cid, iid) = (id.to_owned(), image_id.to_owned());
+        daemon
+            .blocking(move |d| d.images.create_container_layers(&cid, &iid))
+            .await?
+    };
+    let dir = daemon.container_dir(id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+    let hostname = config.hostname.clone().unwrap_or_default();
+    let paths = files::write_container_files(&dir, &hostname, &host, netmode)?;
+    let (path, args) = {
+        let mut argv = config.entrypoint.clone().unwrap_or_default();
+        argv.extend(config.cmd.clone().unwrap_or_default());
+        let mut it = argv.into_iter();
+        (it.next().unwrap_or_default(), it.collect::<Vec<_>>())
+    };
+    let rec = ContainerRecord {
+        id: id.to_owned(),
+        created: files::now_rfc3339(),
+        path,
+        args,
+        config,
+        image_id: image_id.to_owned(),
+        name: name.to_owned(),
+        driver: "overlay2".to_owned(),
+        os: "linux".to_owned(),
+        restart_count: 0,
+        has_been_started_before: false,
+        has_been_manually_stopped: false,
+        state: StateRecord::default(),
+        log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+        hostname_path: paths.hostname.display().to_string(),
+        hosts_path: paths.hosts.display().to_string(),
+        resolv_conf_path: paths.resolv_conf.display().to_string(),
+        graph_driver: GraphRecord {
+            lower_dir: layers.lower_dir,
+            merged_dir: layers.merged_dir.display().to_string(),
+            upper_dir: layers.upper_dir.display().to_string(),
+            work_dir: layers.work_dir.display().to_string(),
+        },
+        networking_config: networking,
+        host_config: host,
+    };
+    files::save_record(&dir, &rec)?;
+    Ok(Entry::new(rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merge_overrides_by_key() {
+        let img = vec!["PATH=/bin".to_owned(), "A=1".to_owned()];
+        let user = vec!["A=2".to_owned(), "B=3".to_owned(), "C".to_owned()];
+        assert_eq!(merge_env(&img, &user), vec!["PATH=/bin", "A=2", "B=3", "C"]);
+    }
+
+    #[test]
+    fn ids_are_64_hex() {
+        let id = new_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,212 @@
+//! Records → Docker's inspect and list shapes.
+
+use std::collections::HashMap;
+
+use berth_api::models::{
+    ContainerInspectResponse, ContainerState, ContainerSummary, ContainerSummaryHostConfig,
+    ContainerSummaryNetworkSettings, DriverData, MountPoint, NetworkSettings,
+};
+
+use super::record::ContainerRecord;
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    if secs < 1 {
+        return "Less than a second".into();
+    }
+    if secs == 1 {
+        return "1 second".into();
+    }
+    if secs < 60 {
+        return format!("{secs} seconds");
+    }
+    let mins = d.num_minutes();
+    if mins == 1 {
+        return "About a minute".into();
+    }
+    if mins < 60 {
+        return format!("{mins} minutes");
+    }
+    let hours = (secs as f64 / 3600.0).round() as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", hours / 24 / 365)
+}
+
+/// `docker ps`'s STATUS column.
+pub fn status_text(rec: &ContainerRecord) -> String {
+    let now = chrono::Utc::now();
+    let st = &rec.state;
+    match st.status() {
+        "running" | "paused" => {
+            let since = parse_time(&st.started_at).map(|t| now - t).unwrap_or_default();
+            let mut s = format!("Up {}", human_duration(since));
+            if st.paused {
+                s.push_str(" (Paused)");
+            }
+            s
+        }
+        "restarting" => {
+            let since = parse_time(&st.finished_at).map(|t| now - t).unwrap_or_default();
+            format!("Restarting ({}) {} ago", st.exit_code, human_duration(since))
+        }
+        "removing" => "Removal In Progress".into(),
+        "dead" => "Dead".into(),
+        "created" => "Created".into(),
+        _ => {
+            let since = parse_time(&st.finished_at).map(|t| now - t).unwrap_or_default();
+            format!("Exited ({}) {} ago", st.exit_code, human_duration(since))
+        }
+    }
+}
+
+fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
+    let mut out = Vec::new();
+    for b in rec.host_config.binds.as_deref().unwrap_or(&[]) {
+        let p: Vec<&str> = b.split(':').collect();
+        if p.len() < 2 {
+            continue;
+        }
+        let mode = p.get(2).copied().unwrap_or("").to_owned();
+        out.push(MountPoint {
+            typ: serde_json::from_value(serde_json::json!("bind")).ok(),
+            source: Some(p[0].to_owned()),
+            destination: Some(p[1].to_owned()),
+            rw: Some(!mode.split(',').any(|m| m == "ro")),
+            mode: Some(mode),
+            propagation: Some("rprivate".into()),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(rec: &ContainerRecord) -> ContainerInspectResponse {
+    let st = &rec.state;
+    let mut data = HashMap::new();
+    data.insert("LowerDir".to_owned(), rec.graph_driver.lower_dir.clone());
+    data.insert("MergedDir".to_owned(), rec.graph_driver.merged_dir.clone());
+    data.insert("UpperDir".to_owned(), rec.graph_driver.upper_dir.clone());
+    data.insert("WorkDir".to_owned(), rec.graph_driver.work_dir.clone());
+    let net_mode = rec.host_config.network_mode.clone().unwrap_or_default();
+    ContainerInspectResponse {
+        id: Some(rec.id.clone()),
+        created: Some(rec.created.clone()),
+        path: Some(rec.path.clone()),
+        args: Some(rec.args.clone()),
+        state: Some(ContainerState {
+            status: serde_json::from_value(serde_json::json!(st.status())).ok(),
+            running: Some(st.running),
+            paused: Some(st.paused),
+            restarting: Some(st.restarting),
+            oom_killed: Some(st.oom_killed),
+            dead: Some(st.dead),
+            pid: Some(st.pid),
+            exit_code: Some(st.exit_code),
+            error: Some(st.error.clone()),
+            started_at: Some(st.started_at.clone()),
+            finished_at: Some(st.finished_at.clone()),
+            health: None,
+        }),
+        image: Some(rec.image_id.clone()),
+        resolv_conf_path: Some(rec.resolv_conf_path.clone()),
+        hostname_path: Some(rec.hostname_path.clone()),
+        hosts_path: Some(rec.hosts_path.clone()),
+        log_path: Some(rec.log_path.clone()),
+        name: Some(rec.name.clone()),
+        restart_count: Some(rec.restart_count),
+        driver: Some(rec.driver.clone()),
+        platform: Some(rec.os.clone()),
+        mount_label: Some(String::new()),
+        process_label: Some(String::new()),
+        app_armor_profile: Some(String::new()),
+        exec_ids: None,
+        host_config: Some(rec.host_config.clone()),
+        graph_driver: Some(DriverData {
+            name: "overlay2".into(),
+            data,
+        }),
+        mounts: Some(mounts(rec)),
+        config: Some(rec.config.clone()),
+        network_settings: Some(NetworkSettings {
+            sandbox_id: Some(String::new()),
+            sandbox_key: Some(String::new()),
+            ports: Some(HashMap::new()),
+            networks: Some(HashMap::from([(
+                if net_mode == "default" { "none".to_owned() } else { net_mode },
+                Default::default(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// One row of `GET /containers/json`.
+pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
+    let mut command = rec.path.clone();
+    for a in &rec.args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let net_mode = rec.host_config.network_mode.clone().unwrap_or_default();
+    ContainerSummary {
+        id: Some(rec.id.clone()),
+        names: Some(vec![rec.name.clone()]),
+        image: rec.config.image.clone(),
+        image_id: Some(rec.image_id.clone()),
+        command: Some(command),
+        created: parse_time(&rec.created).map(|t| t.timestamp()),
+        ports: Some(Vec::new()),
+        labels: Some(rec.config.labels.clone().unwrap_or_default()),
+        state: serde_json::from_value(serde_json::json!(rec.state.status())).ok(),
+        status: Some(status_text(rec)),
+        host_config: Some(ContainerSummaryHostConfig {
+            network_mode: Some(net_mode.clone()),
+            ..Default::default()
+        }),
+        network_settings: Some(ContainerSummaryNetworkSettings {
+            networks: Some(HashMap::from([(
+                if net_mode == "default" { "none".to_owned() } else { net_mode },
+                Default::default(),
+            )])),
+        }),
+        mounts: Some(mounts(rec)),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(chrono::Duration::milliseconds(300)), "Less than a second");
+        assert_eq!(human_duration(chrono::Duration::seconds(5)), "5 seconds");
+        assert_eq!(human_duration(chrono::Duration::seconds(90)), "About a minute");
+        assert_eq!(human_duration(chrono::Duration::minutes(5)), "5 minutes");
+        assert_eq!(human_duration(chrono::Duration::hours(3)), "3 hours");
+    }
+}

@@ -1,0 +1,551 @@
+//! start / stop / kill / pause / wait / remove, and the per-container exit watcher that
+//! records exits, removes `--rm` containers and applies restart policies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::ApiError;
+use berth_api::types::{WaitError, WaitResponse};
+use serde_json::{Value, json};
+
+use super::files::{now_rfc3339, save_record};
+use super::network::NetMode;
+use super::shim::{self, ShimError, SpawnArgs};
+use super::signal;
+use super::store::{Entry, lock};
+use crate::daemon::Daemon;
+use crate::fsutil::write_atomic;
+
+/// Outcome of a start/stop that may have been a no-op (HTTP 304).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Something changed.
+    Done,
+    /// Already in the requested state.
+    NotModified,
+}
+
+fn shim_sock(daemon: &Daemon, id: &str) -> std::path::PathBuf {
+    daemon.state_dir(id).join("shim.sock")
+}
+
+fn persist(daemon: &Daemon, entry: &Entry) -> Result<(), ApiError> {
+    let rec = entry.snapshot();
+    save_record(&daemon.container_dir(&entry.id), &rec)
+}
+
+/// Maps a shim failure at create/start to Docker's error, keeping the substrings the docker
+/// CLI turns into exit codes 127 ("executable file not found", "no such file or directory")
+/// and 126 ("permission denied").
+fn start_error(err: &ShimError, path: &str) -> (ApiError, i64) {
+    let (msg, code) = match err {
+        ShimError::Failed { message, exit_code } => (message.clone(), exit_code.unwrap_or(125)),
+        other => (other.to_string(), 125),
+    };
+    let mut full = format!("failed to create task for container: OCI runtime create failed: {msg}");
+    match code {
+        127 if !(msg.contains("executable file not found") || msg.contains("no such file or directory")) => {
+            full.push_str(&format!(": exec: \"{path}\": executable file not found in $PATH"));
+        }
+        126 if !msg.contains("permission denied") && !msg.contains("is a directory") => {
+            full.push_str(&format!(": exec: \"{path}\": permission denied"));
+        }
+        _ => {}
+    }
+    let api = if code == 126 || code == 127 {
+        ApiError::invalid(full)
+    } else {
+        ApiError::internal(full)
+    };
+    (api, if code == 125 { 128 } else { code })
+}
+
+/// `POST /containers/{id}/start`.
+pub async fn start(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<Outcome, ApiError> {
+    let _op = entry.op.lock().await;
+    let st = entry.with(|r| r.state.clone());
+    if st.removal_in_progress || st.dead {
+        return Err(ApiError::conflict(format!(
+            "container {} is marked for removal and cannot be started",
+            entry.id
+        )));
+    }
+    if st.running {
+        return Ok(Outcome::NotModified);
+    }
+    entry.with(|r| {
+        r.has_been_manually_stopped = false;
+        r.restart_count = 0;
+    });
+    start_locked(daemon, entry).await?;
+    Ok(Outcome::Done)
+}
+
+/// Starts the container; the caller holds `entry.op`.
+async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), ApiError> {
+    let id = entry.id.clone();
+    let rec = entry.snapshot();
+    let netmode = NetMode::parse(
+        rec.host_config.network_mode.as_deref().unwrap_or("default"),
+        &daemon.config.bridge,
+    )?;
+    let rootfs = {
+        let id = id.clone();
+        daemon.blocking(move |d| d.images.mount(&id)).await?
+    };
+    let state_dir = daemon.state_dir(&id);
+    let prep = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&state_dir)?;
+        std::fs::create_dir_all(daemon.runtime_root())?;
+        for stale in ["exit", "shim.sock", "shim.pid", "pid"] {
+            match std::fs::remove_file(state_dir.join(stale)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    prep().map_err(|e| ApiError::internal(format!("preparing {}: {e}", state_dir.display())))?;
+    let fail = |err: ApiError, code: i64| {
+        entry.with(|r| {
+            r.state.error = err.message.clone();
+            r.state.exit_code = code;
+        });
+        let _ = persist(daemon, entry);
+        err
+    };
+    let spec = match super::spec::generate(&rec, &rootfs, netmode) {
+        Ok(s) => s,
+        Err(e) => return Err(fail(e, 128)),
+    };
+    let spec_bytes = serde_json::to_vec_pretty(&spec)
+        .map_err(|e| ApiError::internal(format!("encoding config.json: {e}")))?;
+    write_atomic(&state_dir.join("config.json"), &spec_bytes)
+        .map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
+
+    let tty = rec.config.tty == Some(true);
+    let log_path = std::path::PathBuf::from(&rec.log_path);
+    let runtime_root = daemon.runtime_root();
+    let ready = shim::spawn(SpawnArgs {
+        binary: &daemon.config.shim_binary,
+        id: &id,
+        bundle: &state_dir,
+        state_dir: &state_dir,
+        runtime_root: &runtime_root,
+        log_path: &log_path,
+        terminal: tty,
+        stdin: rec.config.open_stdin == Some(true),
+    })
+    .await;
+    if let Err(e) = ready {
+        let (api, code) = start_error(&e, &rec.path);
+        let did = id.clone();
+        let _ = daemon.blocking(move |d| d.images.unmount(&did)).await;
+        return Err(fail(api, code));
+    }
+    let sock = shim_sock(daemon, &id);
+
+    // Clients that attached before start get their streams now, before the process runs.
+    let pending: Vec<_> = std::mem::take(&mut *lock(&entry.pending_attach));
+    for p in pending {
+        let r = shim::attach(&sock, p.stdin, p.stdout, p.stderr, None)
+            .await
+            .map_err(|e| ApiError::internal(format!("attaching to the container: {e}")));
+        let _ = p.tx.send(r);
+    }
+
+    match shim::call(&sock, json!({"op": "start"})).await {
+        Ok(v) => {
+            let pid = v.get("pid").and_then(Value::as_i64).unwrap_or(0);
+            entry.with(|r| {
+                r.state.running = true;
+                r.state.paused = false;
+                r.state.restarting = false;
+                r.state.oom_killed = false;
+                r.state.pid = pid;
+                r.state.exit_code = 0;
+                r.state.error.clear();
+                r.state.started_at = now_rfc3339();
+                r.has_been_started_before = true;
+            });
+            *lock(&entry.unclaimed_exit) = false;
+            entry.lifecycle.send_modify(|l| l.running = true);
+            persist(daemon, entry)?;
+            spawn_watcher(daemon.clone(), entry.clone());
+            Ok(())
+        }
+        Err(e) => {
+            let (api, code) = start_error(&e, &rec.path);
+            let _ = shim::call(&sock, json!({"op": "delete"})).await;
+            let did = id.clone();
+            let _ = daemon.blocking(move |d| d.images.unmount(&did)).await;
+            Err(fail(api, code))
+        }
+    }
+}
+
+/// Reads `STATE_DIR/exit` as the shim wrote it.
+pub fn read_exit_file(daemon: &Daemon, id: &str) -> Option<(i64, String, bool)> {
+    let raw = std::fs::read(daemon.state_dir(id).join("exit")).ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    Some((
+        v.get("exit_code")?.as_i64()?,
+        v.get("exited_at").and_then(Value::as_str).unwrap_or("").to_owned(),
+        v.get("oom_killed").and_then(Value::as_bool).unwrap_or(false),
+    ))
+}
+
+/// Watches a running container's shim until the init exits, then records the exit.
+pub fn spawn_watcher(daemon: Arc<Daemon>, entry: Arc<Entry>) {
+    tokio::spawn(async move {
+        let sock = shim_sock(&daemon, &entry.id);
+        let waited = shim::call(&sock, json!({"op": "wait"})).await;
+        let (code, at, oom) = match waited {
+            Ok(v) => {
+                let code = v.get("exit_code").and_then(Value::as_i64).unwrap_or(255);
+                let at = v.get("exited_at").and_then(Value::as_str).unwrap_or("").to_owned();
+                let oom = read_exit_file(&daemon, &entry.id).is_some_and(|(_, _, o)| o);
+                (code, at, oom)
+            }
+            Err(e) => match read_exit_file(&daemon, &entry.id) {
+                Some(x) => x,
+                None => {
+                    tracing::warn!(id = %entry.id, error = %e, "lost the shim; marking the container exited");
+                    (255, String::new(), false)
+                }
+            },
+        };
+        record_exit(&daemon, &entry, code, at, oom);
+        after_exit(daemon, entry).await;
+    });
+}
+
+/// Records an exit in the record and wakes waiters.
+pub fn record_exit(daemon: &Daemon, entry: &Entry, code: i64, at: String, oom: bool) {
+    entry.with(|r| {
+        r.state.running = false;
+        r.state.paused = false;
+        r.state.pid = 0;
+        r.state.exit_code = code;
+        r.state.oom_killed = oom;
+        r.state.finished_at = if at.is_empty() { now_rfc3339() } else { at };
+    });
+    if let Err(e) = persist(daemon, entry) {
+        tracing::warn!(id = %entry.id, error = %e, "saving exit state");
+    }
+    *lock(&entry.unclaimed_exit) = true;
+    entry.lifecycle.send_modify(|l| {
+        l.running = false;
+        l.exits += 1;
+        l.exit_code = code;
+    });
+}
+
+/// After an exit: let attach streams drain, release the shim and the rootfs, then apply
+/// AutoRemove or the restart policy.
+pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
+    let mut attached = entry.attached.subscribe();
+    let _ = attached.wait_for(|n| *n == 0).await;
+    let sock = shim_sock(&daemon, &entry.id);
+    if let Err(e) = shim::call(&sock, json!({"op": "delete"})).await {
+        tracing::debug!(id = %entry.id, error = %e, "shim delete after exit");
+    }
+    let id = entry.id.clone();
+    if let Err(e) = daemon.blocking(move |d| d.images.unmount(&id)).await {
+        tracing::warn!(id = %entry.id, error = %e, "unmounting rootfs after exit");
+    }
+    let rec = entry.snapshot();
+    if rec.host_config.auto_remove == Some(true) {
+        if let Err(e) = remove(&daemon, &entry, true).await {
+            tracing::warn!(id = %entry.id, error = %e, "auto-removing container");
+        }
+        return;
+    }
+    let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
+    let name = policy.name.map(|n| n.to_string()).unwrap_or_default();
+    let max = policy.maximum_retry_count.unwrap_or(0);
+    let code = rec.state.exit_code;
+    let restart = !rec.has_been_manually_stopped
+        && match name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => code != 0 && (max == 0 || rec.restart_count < max),
+            _ => false,
+        };
+    if !restart {
+        return;
+    }
+    let delay = Duration::from_millis(100u64 << rec.restart_count.clamp(0, 9));
+    entry.with(|r| r.state.restarting = true);
+    tokio::time::sleep(delay).await;
+    let _op = entry.op.lock().await;
+    let still = entry.with(|r| {
+        let go = r.state.restarting && !r.has_been_manually_stopped && !r.state.removal_in_progress;
+        r.state.restarting = false;
+        if go {
+            r.restart_count += 1;
+        }
+        go
+    });
+    if still && daemon.containers.get(&entry.id).is_ok() {
+        if let Err(e) = start_locked(&daemon, &entry).await {
+            tracing::warn!(id = %entry.id, error = %e, "restart by policy failed");
+        }
+    }
+}
+
+/// Sends `sig` to the init; 409 when not running.
+async fn signal_running(daemon: &Daemon, entry: &Entry, sig: i32) -> Result<(), ApiError> {
+    if !entry.with(|r| r.state.running) {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            entry.id
+        )));
+    }
+    shim::call(&shim_sock(daemon, &entry.id), json!({"op": "kill", "signal": sig, "all": false}))
+        .await
+        .map(|_| ())
+        .map_err(|e| ApiError::internal(format!("Cannot kill container: {}: {e}", entry.id)))
+}
+
+/// `POST /containers/{id}/kill`.
+pub async fn kill(daemon: &Arc<Daemon>, entry: &Arc<Entry>, sig: Option<&str>) -> Result<(), ApiError> {
+    let sig = signal::parse(sig.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+    if entry.with(|r| r.state.paused) && sig == libc::SIGKILL {
+        let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
+    }
+    signal_running(daemon, entry, sig).await
+}
+
+/// Waits until the exit counter moves past `before`.
+async fn wait_exit_after(entry: &Entry, before: u64) {
+    let mut rx = entry.lifecycle.subscribe();
+    let _ = rx.wait_for(|l| l.exits > before || l.removed).await;
+}
+
+/// `POST /containers/{id}/stop`: StopSignal, then SIGKILL after the timeout.
+pub async fn stop(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    t: Option<i64>,
+    sig: Option<&str>,
+) -> Result<Outcome, ApiError> {
+    let _op = entry.op.lock().await;
+    stop_locked(daemon, entry, t, sig).await
+}
+
+async fn stop_locked(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    t: Option<i64>,
+    sig: Option<&str>,
+) -> Result<Outcome, ApiError> {
+    let rec = entry.snapshot();
+    entry.with(|r| {
+        r.has_been_manually_stopped = true;
+        r.state.restarting = false;
+    });
+    if !rec.state.running {
+        let _ = persist(daemon, entry);
+        return Ok(Outcome::NotModified);
+    }
+    let sig = signal::parse(
+        sig.filter(|s| !s.is_empty())
+            .or(rec.config.stop_signal.as_deref())
+            .unwrap_or("SIGTERM"),
+    )?;
+    let timeout = t
+        .or(rec.config.stop_timeout)
+        .unwrap_or(10);
+    let before = entry.lifecycle.borrow().exits;
+    if rec.state.paused {
+        let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
+    }
+    let _ = signal_running(daemon, entry, sig).await;
+    let waited = if timeout < 0 {
+        wait_exit_after(entry, before).await;
+        true
+    } else {
+        tokio::time::timeout(Duration::from_secs(timeout as u64), wait_exit_after(entry, before))
+            .await
+            .is_ok()
+    };
+    if !waited {
+        let _ = signal_running(daemon, entry, libc::SIGKILL).await;
+        wait_exit_after(entry, before).await;
+    }
+    Ok(Outcome::Done)
+}
+
+/// `POST /containers/{id}/restart`.
+pub async fn restart(daemon: &Arc<Daemon>, entry: &Arc<Entry>, t: Option<i64>, sig: Option<&str>) -> Result<(), ApiError> {
+    let _op = entry.op.lock().await;
+    stop_locked(daemon, entry, t, sig).await?;
+    // Let the exit handling release the shim before starting a new one.
+    let mut attached = entry.attached.subscribe();
+    let _ = attached.wait_for(|n| *n == 0).await;
+    entry.with(|r| r.has_been_manually_stopped = false);
+    start_locked(daemon, entry).await
+}
+
+/// `pause`/`unpause`.
+pub async fn set_paused(daemon: &Arc<Daemon>, entry: &Arc<Entry>, pause: bool) -> Result<(), ApiError> {
+    let _op = entry.op.lock().await;
+    let st = entry.with(|r| r.state.clone());
+    if !st.running {
+        return Err(ApiError::conflict(format!("Container {} is not running", entry.id)));
+    }
+    if pause && st.paused {
+        return Err(ApiError::conflict(format!("Container {} is already paused", entry.id)));
+    }
+    if !pause && !st.paused {
+        return Err(ApiError::conflict(format!("Container {} is not paused", entry.id)));
+    }
+    let op = if pause { "pause" } else { "resume" };
+    shim::call(&shim_sock(daemon, &entry.id), json!({"op": op}))
+        .await
+        .map_err(|e| ApiError::internal(format!("Cannot {op} container {}: {e}", entry.id)))?;
+    entry.with(|r| r.state.paused = pause);
+    persist(daemon, entry)
+}
+
+/// `POST /containers/{id}/wait`.
+pub async fn wait(entry: &Arc<Entry>, condition: &str) -> Result<WaitResponse, ApiError> {
+    let mut rx = entry.lifecycle.subscribe();
+    let now = *rx.borrow();
+    let done = |l: &super::store::Lifecycle| WaitResponse {
+        status_code: l.exit_code,
+        error: None,
+    };
+    match condition {
+        "" | "not-running" => {
+            if !now.running {
+                return Ok(done(&now));
+            }
+            let l = *rx
+                .wait_for(|l| l.exits > now.exits || l.removed)
+                .await
+                .map_err(|_| ApiError::internal("container state channel closed"))?;
+            *lock(&entry.unclaimed_exit) = false;
+            Ok(done(&l))
+        }
+        "next-exit" => {
+            {
+                let mut unclaimed = lock(&entry.unclaimed_exit);
+                if !now.running && *unclaimed {
+                    *unclaimed = false;
+                    return Ok(done(&now));
+                }
+            }
+            let l = *rx
+                .wait_for(|l| l.exits > now.exits || l.removed)
+                .await
+                .map_err(|_| ApiError::internal("container state channel closed"))?;
+            *lock(&entry.unclaimed_exit) = false;
+            Ok(done(&l))
+        }
+        "removed" => {
+            let l = *rx
+                .wait_for(|l| l.removed)
+                .await
+                .map_err(|_| ApiError::internal("container state channel closed"))?;
+            Ok(done(&l))
+        }
+        other => Err(ApiError::invalid(format!("invalid condition: {other:?}"))),
+    }
+}
+
+/// Wraps a wait failure into the wait body (the CLI reads `Error.Message`).
+pub fn wait_failed(msg: String) -> WaitResponse {
+    WaitResponse {
+        status_code: -1,
+        error: Some(WaitError { message: msg }),
+    }
+}
+
+/// `DELETE /containers/{id}`.
+pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Result<(), ApiError> {
+    let _op = entry.op.lock().await;
+    let st = entry.with(|r| r.state.clone());
+    if st.removal_in_progress {
+        return Err(ApiError::conflict(format!(
+            "removal of container {} is already in progress",
+            entry.id
+        )));
+    }
+    if st.running {
+        if !force {
+            let what = if st.paused { "paused" } else { "running" };
+            return Err(ApiError::conflict(format!(
+                "cannot remove container \"{}\": container is {what}: stop the container before removing or force remove",
+                entry.with(|r| r.name.clone())
+            )));
+        }
+        entry.with(|r| r.has_been_manually_stopped = true);
+        let before = entry.lifecycle.borrow().exits;
+        if st.paused {
+            let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
+        }
+        let _ = signal_running(daemon, entry, libc::SIGKILL).await;
+        wait_exit_after(entry, before).await;
+    }
+    entry.with(|r| {
+        r.state.removal_in_progress = true;
+        r.state.restarting = false;
+    });
+    let _ = persist(daemon, entry);
+    let sock = shim_sock(daemon, &entry.id);
+    if sock.exists() {
+        let _ = shim::call(&sock, json!({"op": "delete"})).await;
+    }
+    let id = entry.id.clone();
+    let res = daemon
+        .blocking(move |d| {
+            d.images.unmount(&id)?;
+            d.images.remove_container_layers(&id)
+        })
+        .await;
+    if let Err(e) = res {
+        entry.with(|r| {
+            r.state.removal_in_progress = false;
+            r.state.dead = true;
+        });
+        let _ = persist(daemon, entry);
+        return Err(ApiError::internal(format!(
+            "unable to remove filesystem for {}: {}",
+            entry.id, e.message
+        )));
+    }
+    let _ = std::fs::remove_dir_all(daemon.state_dir(&entry.id));
+    let dir = daemon.container_dir(&entry.id);
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(ApiError::internal(format!("removing {}: {e}", dir.display())));
+    }
+    let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
+    daemon.containers.remove(&entry.id);
+    daemon.note_removed(&entry.id, &name, code);
+    entry.lifecycle.send_modify(|l| l.removed = true);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_keep_cli_exit_code_markers() {
+        let e = ShimError::Failed { message: "exec failed".into(), exit_code: Some(127) };
+        let (api, code) = start_error(&e, "nope");
+        assert_eq!(code, 127);
+        assert!(api.message.contains("executable file not found"), "{}", api.message);
+        let e = ShimError::Failed { message: "exec failed".into(), exit_code: Some(126) };
+        let (api, code) = start_error(&e, "/etc");
+        assert_eq!(code, 126);
+        assert!(api.message.contains("permission denied"));
+        let e = ShimError::NoReady;
+        let (api, _) = start_error(&e, "x");
+        assert_eq!(api.http_status(), 500);
+        assert!(!api.message.contains("not found"));
+    }
+}

@@ -1,0 +1,23 @@
+//! Containers: the records, their table, and the verbs on them.
+//!
+//! - [`record`]: config.v2.json / hostconfig.json shapes.
+//! - [`store`]: the in-memory table and name/id lookups.
+//! - [`names`]: name validation and random names.
+//! - [`create`], [`lifecycle`], [`list`], [`inspect`], [`logs`]: the verbs.
+//! - [`spec`]: the OCI spec; [`network`]: supported network modes.
+//! - [`shim`]: the berthd ↔ berth-shim contract; [`recovery`]: daemon start-up.
+
+pub mod create;
+pub mod files;
+pub mod inspect;
+pub mod lifecycle;
+pub mod list;
+pub mod logs;
+pub mod names;
+pub mod network;
+pub mod record;
+pub mod recovery;
+pub mod shim;
+pub mod signal;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,101 @@
+//! The backend behind the API handlers: configuration, the image store, the container table.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use berth_api::ApiError;
+
+use crate::config::Config;
+use crate::containers::store::{Store, lock};
+use crate::exec::ExecTable;
+use crate::images::ImageBackend;
+
+/// How many removed containers' exit codes are remembered for late `wait?condition=removed`.
+const REMEMBER_REMOVED: usize = 256;
+
+/// Everything a request handler can reach.
+pub struct Daemon {
+    /// Effective configuration.
+    pub config: Config,
+    /// Image store.
+    pub images: Box<dyn ImageBackend>,
+    /// Containers.
+    pub containers: Store,
+    /// Exec instances.
+    pub execs: ExecTable,
+    /// Recently removed containers: (id, name, exit code), newest last.
+    removed: Mutex<VecDeque<(String, String, i64)>>,
+    /// When berthd started (for `/info` SystemTime only; never for logic).
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// A daemon over `config` and `images`; containers are loaded by `recovery`.
+    pub fn new(config: Config, images: Box<dyn ImageBackend>) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            config,
+            images,
+            containers: Store::default(),
+            execs: ExecTable::default(),
+            removed: Mutex::new(VecDeque::new()),
+            started: chrono::Utc::now(),
+        })
+    }
+
+    /// `<data-root>/containers`.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.config.data_root.join("containers")
+    }
+
+    /// `<data-root>/containers/<id>`.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    /// `<exec-root>/<id>`: the shim's state dir and the bundle.
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.config.exec_root.join(id)
+    }
+
+    /// `<exec-root>/runtime`: the runtime's state root.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.config.exec_root.join("runtime")
+    }
+
+    /// Remembers a removed container's exit code.
+    pub fn note_removed(&self, id: &str, name: &str, exit_code: i64) {
+        let mut r = lock(&self.removed);
+        r.push_back((id.to_owned(), name.to_owned(), exit_code));
+        while r.len() > REMEMBER_REMOVED {
+            r.pop_front();
+        }
+    }
+
+    /// The exit code of a container removed recently, by id, id prefix or name.
+    pub fn recently_removed(&self, key: &str) -> Option<i64> {
+        let r = lock(&self.removed);
+        let name = if key.starts_with('/') { key.to_owned() } else { format!("/{key}") };
+        r.iter()
+            .rev()
+            .find(|(id, n, _)| id == key || *n == name || (key.len() >= 12 && id.starts_with(key)))
+            .map(|(_, _, code)| *code)
+    }
+
+    /// Runs blocking image-store work off the async workers.
+    pub async fn blocking<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Daemon) -> Result<R, ApiError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+    }
+}
