@@ -1,5 +1,6 @@
-//! berth: a drop-in docker command.
-fn main() {
-    eprintln!("not built yet");
-    std::process::exit(125);
-}
+//! `berth`: a drop-in `docker` command that talks only HTTP to berthd.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod template;
+
+fn main() {}
