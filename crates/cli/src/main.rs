@@ -24,11 +24,19 @@ fn command_path(err: &clap::Error) -> String {
         Some(ContextValue::StyledStr(s)) => s.to_string(),
         _ => String::new(),
     };
-    let line = usage.lines().find(|l| l.contains("berth")).unwrap_or("berth");
+    let line = usage
+        .lines()
+        .find(|l| l.contains("berth"))
+        .unwrap_or("berth");
     let after = line.trim_start_matches("Usage:").trim();
     after
         .split_whitespace()
-        .take_while(|w| !w.starts_with('[') && !w.starts_with('<') && !w.starts_with('-') && w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .take_while(|w| {
+            !w.starts_with('[')
+                && !w.starts_with('<')
+                && !w.starts_with('-')
+                && w.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -47,7 +55,9 @@ fn usage_line(err: &clap::Error) -> String {
 /// Prints a parse error the way the docker CLI does; returns the exit status.
 fn usage_error(err: clap::Error) -> i32 {
     match err.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = err.print();
             return 0;
         }
@@ -69,7 +79,13 @@ fn usage_error(err: clap::Error) -> i32 {
             if flag.starts_with("--") {
                 (format!("unknown flag: {flag}"), 125)
             } else {
-                (format!("unknown shorthand flag: '{}' in {flag}", flag.trim_start_matches('-').chars().next().unwrap_or('?')), 125)
+                (
+                    format!(
+                        "unknown shorthand flag: '{}' in {flag}",
+                        flag.trim_start_matches('-').chars().next().unwrap_or('?')
+                    ),
+                    125,
+                )
             }
         }
         ErrorKind::InvalidSubcommand => {
@@ -77,15 +93,21 @@ fn usage_error(err: clap::Error) -> i32 {
                 Some(ContextValue::String(s)) => s.clone(),
                 _ => invalid.clone(),
             };
-            output::errln(&format!("berth: unknown command: {cmd} {sub}\n\nRun '{cmd} --help' for more information"));
+            output::errln(&format!(
+                "berth: unknown command: {cmd} {sub}\n\nRun '{cmd} --help' for more information"
+            ));
             return 1;
         }
         ErrorKind::MissingRequiredArgument => {
-            output::errln(&format!("berth: '{cmd}' requires at least 1 argument\n\n{usage}\n\nSee '{cmd} --help' for more information"));
+            output::errln(&format!(
+                "berth: '{cmd}' requires at least 1 argument\n\n{usage}\n\nSee '{cmd} --help' for more information"
+            ));
             return 1;
         }
         ErrorKind::MissingSubcommand => {
-            output::errln(&format!("berth: '{cmd}' requires a subcommand\n\nSee '{cmd} --help' for more information"));
+            output::errln(&format!(
+                "berth: '{cmd}' requires a subcommand\n\nSee '{cmd} --help' for more information"
+            ));
             return 1;
         }
         ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
@@ -93,15 +115,25 @@ fn usage_error(err: clap::Error) -> i32 {
                 Some(ContextValue::String(s)) => s.clone(),
                 _ => String::new(),
             };
-            (format!("invalid argument \"{value}\" for \"{invalid}\" flag"), 125)
+            (
+                format!("invalid argument \"{value}\" for \"{invalid}\" flag"),
+                125,
+            )
         }
         _ => {
             let text = err.render().to_string();
-            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_owned();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_owned();
             (first, 125)
         }
     };
-    output::errln(&format!("{msg}\n\n{usage}\n\nRun '{cmd} --help' for more information"));
+    output::errln(&format!(
+        "{msg}\n\n{usage}\n\nRun '{cmd} --help' for more information"
+    ));
     code
 }
 
@@ -123,7 +155,10 @@ fn main() {
         output::outln(&format!("berth version {}", commands::system::VERSION));
         std::process::exit(0);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             output::errln(&format!("berth: starting the async runtime: {e}"));

@@ -49,12 +49,19 @@ pub struct ErrorDetail {
 
 fn has_progress(m: &Message) -> bool {
     m.progress.as_deref().is_some_and(|p| !p.is_empty())
-        || m.progress_detail.as_ref().is_some_and(|d| d.as_object().is_some_and(|o| !o.is_empty()))
+        || m.progress_detail
+            .as_ref()
+            .is_some_and(|d| d.as_object().is_some_and(|o| !o.is_empty()))
 }
 
 /// Renders a stream to stdout (or stderr, for `run`'s implicit pull); returns the messages'
 /// `aux` values. An `error` line ends it with that error.
-pub async fn display(mut stream: JsonLines, tty: bool, quiet: bool, to_stderr: bool) -> Result<Vec<serde_json::Value>> {
+pub async fn display(
+    mut stream: JsonLines,
+    tty: bool,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<Vec<serde_json::Value>> {
     let mut aux = Vec::new();
     let multi = MultiProgress::with_draw_target(match (tty && !quiet, to_stderr) {
         (true, false) => ProgressDrawTarget::stdout(),
@@ -68,11 +75,16 @@ pub async fn display(mut stream: JsonLines, tty: bool, quiet: bool, to_stderr: b
             output::out(s);
         }
     };
-    let style = ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     while let Some(m) = stream.next::<Message>().await {
         let m = m?;
-        if let Some(e) = m.error.clone().or_else(|| m.error_detail.as_ref().map(|d| d.message.clone())) {
+        if let Some(e) = m
+            .error
+            .clone()
+            .or_else(|| m.error_detail.as_ref().map(|d| d.message.clone()))
+        {
             for b in bars.values() {
                 b.abandon();
             }

@@ -46,7 +46,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Container commands usable at top level.
     #[command(flatten)]
-    Container(ContainerCmd),
+    Container(Box<ContainerCmd>),
     /// List images
     Images(ImagesArgs),
     /// Download an image from a registry
@@ -101,7 +101,7 @@ pub enum Cmd {
 pub enum ContainerMgmt {
     /// The shared container commands.
     #[command(flatten)]
-    Common(ContainerCmd),
+    Common(Box<ContainerCmd>),
     /// List containers
     #[command(visible_alias = "list")]
     Ls(PsArgs),
@@ -116,10 +116,16 @@ pub enum ContainerMgmt {
 #[derive(Debug, Subcommand)]
 pub enum ContainerCmd {
     /// Create and run a new container from an image
-    #[command(disable_help_flag = true, override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Run(RunArgs),
     /// Create a new container
-    #[command(disable_help_flag = true, override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -281,7 +287,13 @@ pub struct StopArgs {
     #[arg(short = 's', long = "signal", value_name = "string")]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "timeout", visible_alias = "time", value_name = "int", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
     pub timeout: Option<i64>,
     /// Containers.
     #[arg(value_name = "CONTAINER", required = true)]
@@ -405,7 +417,12 @@ pub struct ExecArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     /// Command.
-    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub command: Vec<String>,
 }
 
@@ -460,7 +477,11 @@ pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     /// ps options.
-    #[arg(value_name = "ps OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "ps OPTIONS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub ps_args: Vec<String>,
 }
 
@@ -847,7 +868,12 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct NetworkCreateArgs {
     /// Driver to manage the Network
-    #[arg(short = 'd', long = "driver", value_name = "string", default_value = "bridge")]
+    #[arg(
+        short = 'd',
+        long = "driver",
+        value_name = "string",
+        default_value = "bridge"
+    )]
     pub driver: String,
     /// Restrict external access to the network
     #[arg(long = "internal")]
@@ -918,7 +944,12 @@ pub struct NetworkDisconnectArgs {
 #[derive(Debug, Args)]
 pub struct VolumeCreateArgs {
     /// Specify volume driver name
-    #[arg(short = 'd', long = "driver", value_name = "string", default_value = "local")]
+    #[arg(
+        short = 'd',
+        long = "driver",
+        value_name = "string",
+        default_value = "local"
+    )]
     pub driver: String,
     /// Set metadata for a volume
     #[arg(long = "label", value_name = "list")]

@@ -41,21 +41,46 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
     }
     let created: Value = ctx
         .client
-        .post_json(&format!("/containers/{}/exec", query::path_segment(&a.container)), Some(&cfg))
+        .post_json(
+            &format!("/containers/{}/exec", query::path_segment(&a.container)),
+            Some(&cfg),
+        )
         .await?;
-    let id = created.get("Id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = created
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let start = json!({"Detach": a.detach, "Tty": a.tty});
     if a.detach {
-        ctx.client.post_bytes(&format!("/exec/{id}/start"), Some(&start)).await?;
+        ctx.client
+            .post_bytes(&format!("/exec/{id}/start"), Some(&start))
+            .await?;
         return Ok(0);
     }
-    let keys = tty::parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q")).map_err(CliError::Msg)?;
-    let conn = ctx.client.upgrade(&format!("/exec/{id}/start"), Some(&start)).await?;
-    let raw = if stdin && a.tty { RawGuard::enable().map_err(|e| CliError::io("setting the terminal to raw mode", e))? } else { None };
+    let keys = tty::parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))
+        .map_err(CliError::Msg)?;
+    let conn = ctx
+        .client
+        .upgrade(&format!("/exec/{id}/start"), Some(&start))
+        .await?;
+    let raw = if stdin && a.tty {
+        RawGuard::enable().map_err(|e| CliError::io("setting the terminal to raw mode", e))?
+    } else {
+        None
+    };
     if a.tty && tty::stdout_is_tty() {
         monitor_tty_size(ctx, format!("/exec/{id}/resize"));
     }
-    let end = pump(conn, StreamOpts { stdin, tty: a.tty, detach_keys: keys }).await;
+    let end = pump(
+        conn,
+        StreamOpts {
+            stdin,
+            tty: a.tty,
+            detach_keys: keys,
+        },
+    )
+    .await;
     drop(raw);
     if end? == StreamEnd::Detached {
         return Ok(0);

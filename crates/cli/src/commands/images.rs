@@ -7,7 +7,10 @@ use tokio::io::AsyncWriteExt;
 
 use super::ps::{go_time, short_id};
 use super::{Ctx, filters_json};
-use crate::cli::{HistoryArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, NameArgs, PullArgs, RmiArgs, SaveArgs, TagArgs};
+use crate::cli::{
+    HistoryArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, NameArgs, PullArgs, RmiArgs,
+    SaveArgs, TagArgs,
+};
 use crate::error::{CliError, Result};
 use crate::format::Format;
 use crate::format::units::{ellipsis, human_duration, human_size};
@@ -17,7 +20,8 @@ use crate::template::Value;
 use crate::tty;
 
 /// Docker's default `images` table.
-pub const DEFAULT_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+pub const DEFAULT_TABLE: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 
 /// Field → column title.
 pub fn header() -> Value {
@@ -56,7 +60,8 @@ pub fn normalize(r: &str) -> String {
     };
     let (repo, tag) = split_tag(name);
     let first = repo.split('/').next().unwrap_or("");
-    let has_domain = repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let full = if has_domain {
         repo.to_owned()
     } else if repo.contains('/') {
@@ -80,7 +85,11 @@ pub fn rows(img: &Value, trunc: bool, now: i64) -> Vec<Value> {
     let shared = img.get("SharedSize").and_then(Value::as_i64).unwrap_or(-1);
     let containers = img.get("Containers").and_then(Value::as_i64).unwrap_or(-1);
     let tags: Vec<&str> = match img.get("RepoTags") {
-        Some(Value::List(l)) => l.iter().filter_map(Value::as_str).filter(|t| *t != "<none>:<none>").collect(),
+        Some(Value::List(l)) => l
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "<none>:<none>")
+            .collect(),
         _ => Vec::new(),
     };
     let digests: Vec<&str> = match img.get("RepoDigests") {
@@ -93,19 +102,47 @@ pub fn rows(img: &Value, trunc: bool, now: i64) -> Vec<Value> {
             ("Repository", Value::str(repo)),
             ("Tag", Value::str(tag)),
             ("Digest", Value::str(digest)),
-            ("CreatedSince", Value::Str(format!("{} ago", human_duration(now - created)))),
+            (
+                "CreatedSince",
+                Value::Str(format!("{} ago", human_duration(now - created))),
+            ),
             ("CreatedAt", Value::Str(go_time(created))),
             ("Size", Value::Str(human_size(size as f64))),
             ("VirtualSize", Value::Str(human_size(size as f64))),
-            ("Containers", Value::Str(if containers < 0 { "N/A".into() } else { containers.to_string() })),
-            ("SharedSize", Value::Str(if shared < 0 { "N/A".into() } else { human_size(shared as f64) })),
-            ("UniqueSize", Value::Str(if shared < 0 { "N/A".into() } else { human_size((size - shared) as f64) })),
+            (
+                "Containers",
+                Value::Str(if containers < 0 {
+                    "N/A".into()
+                } else {
+                    containers.to_string()
+                }),
+            ),
+            (
+                "SharedSize",
+                Value::Str(if shared < 0 {
+                    "N/A".into()
+                } else {
+                    human_size(shared as f64)
+                }),
+            ),
+            (
+                "UniqueSize",
+                Value::Str(if shared < 0 {
+                    "N/A".into()
+                } else {
+                    human_size((size - shared) as f64)
+                }),
+            ),
         ])
     };
     let digest_of = |repo: &str| -> String {
         digests
             .iter()
-            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, dg)| dg.to_owned()))
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(r, _)| *r == repo)
+                    .map(|(_, dg)| dg.to_owned())
+            })
             .unwrap_or_else(|| "<none>".to_owned())
     };
     if tags.is_empty() {
@@ -128,7 +165,8 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
     let default = if a.quiet {
         "{{.ID}}".to_owned()
     } else if a.digests {
-        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".to_owned()
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+            .to_owned()
     } else {
         DEFAULT_TABLE.to_owned()
     };
@@ -144,7 +182,9 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
     if let Some(f) = filters_json(&filters)? {
         q.push(("filters", f));
     }
-    let list = ctx.get_value(&format!("/images/json{}", query::encode(&q))).await?;
+    let list = ctx
+        .get_value(&format!("/images/json{}", query::encode(&q)))
+        .await?;
     let now = chrono::Utc::now().timestamp();
     let mut out: Vec<Value> = match list {
         Value::List(l) => l.iter().flat_map(|i| rows(i, !a.no_trunc, now)).collect(),
@@ -159,12 +199,25 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
 }
 
 /// Pulls `reference` with progress (used by `pull` and by `run` for a missing image).
-pub async fn pull_image(ctx: &Ctx, reference: &str, platform: Option<&str>, quiet: bool, to_stderr: bool) -> Result<()> {
+pub async fn pull_image(
+    ctx: &Ctx,
+    reference: &str,
+    platform: Option<&str>,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<()> {
     let (name, tag) = match reference.split_once('@') {
         Some((n, d)) => (n.to_owned(), d.to_owned()),
         None => {
             let (r, t) = split_tag(reference);
-            (r.to_owned(), if t.is_empty() { "latest".to_owned() } else { t.to_owned() })
+            (
+                r.to_owned(),
+                if t.is_empty() {
+                    "latest".to_owned()
+                } else {
+                    t.to_owned()
+                },
+            )
         }
     };
     let mut q = vec![("fromImage", name), ("tag", tag)];
@@ -173,10 +226,19 @@ pub async fn pull_image(ctx: &Ctx, reference: &str, platform: Option<&str>, quie
     }
     let stream = ctx
         .client
-        .json_lines(Method::POST, &format!("/images/create{}", query::encode(&q)), body::empty(), None)
+        .json_lines(
+            Method::POST,
+            &format!("/images/create{}", query::encode(&q)),
+            body::empty(),
+            None,
+        )
         .await?;
     // `run` shows pull progress on stderr so stdout stays the container's.
-    let tty = if to_stderr { tty::stderr_is_tty() } else { tty::stdout_is_tty() };
+    let tty = if to_stderr {
+        tty::stderr_is_tty()
+    } else {
+        tty::stdout_is_tty()
+    };
     progress::display(stream, tty, quiet, to_stderr).await?;
     Ok(())
 }
@@ -199,10 +261,19 @@ pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<i32> {
 /// `push`.
 pub async fn push(ctx: &Ctx, a: NameArgs) -> Result<i32> {
     let (name, tag) = split_tag(&a.name);
-    let q = if tag.is_empty() { String::new() } else { query::encode(&[("tag", tag)]) };
+    let q = if tag.is_empty() {
+        String::new()
+    } else {
+        query::encode(&[("tag", tag)])
+    };
     let stream = ctx
         .client
-        .json_lines(Method::POST, &format!("/images/{}/push{q}", query::path_segment(name)), body::empty(), None)
+        .json_lines(
+            Method::POST,
+            &format!("/images/{}/push{q}", query::path_segment(name)),
+            body::empty(),
+            None,
+        )
         .await?;
     progress::display(stream, tty::stdout_is_tty(), a.quiet, false).await?;
     if a.quiet {
@@ -222,7 +293,14 @@ pub async fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<i32> {
         if a.no_prune {
             q.push(("noprune", "1"));
         }
-        match ctx.delete_value(&format!("/images/{}{}", query::path_segment(img), query::encode(&q))).await {
+        match ctx
+            .delete_value(&format!(
+                "/images/{}{}",
+                query::path_segment(img),
+                query::encode(&q)
+            ))
+            .await
+        {
             Ok(Value::List(items)) => {
                 for it in items {
                     if let Some(u) = it.get("Untagged").and_then(Value::as_str) {
@@ -249,7 +327,14 @@ pub async fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
     let (repo, tag) = split_tag(&a.target);
     let tag = if tag.is_empty() { "latest" } else { tag };
     ctx.client
-        .post_bytes::<()>(&format!("/images/{}/tag{}", query::path_segment(&a.source), query::encode(&[("repo", repo), ("tag", tag)])), None)
+        .post_bytes::<()>(
+            &format!(
+                "/images/{}/tag{}",
+                query::path_segment(&a.source),
+                query::encode(&[("repo", repo), ("tag", tag)])
+            ),
+            None,
+        )
         .await?;
     Ok(0)
 }
@@ -257,17 +342,35 @@ pub async fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
 /// `save`.
 pub async fn save(ctx: &Ctx, a: SaveArgs) -> Result<i32> {
     if a.output.is_none() && tty::stdout_is_tty() {
-        return Err(CliError::Msg("cowardly refusing to save to a terminal. Use the -o flag or redirect".into()));
+        return Err(CliError::Msg(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+        ));
     }
     let q: Vec<(&str, &str)> = a.images.iter().map(|i| ("names", i.as_str())).collect();
-    let mut s = ctx.client.send(Method::GET, &format!("/images/get{}", query::encode(&q)), body::empty(), None).await?;
+    let mut s = ctx
+        .client
+        .send(
+            Method::GET,
+            &format!("/images/get{}", query::encode(&q)),
+            body::empty(),
+            None,
+        )
+        .await?;
     let mut file = match &a.output {
-        Some(p) => Some(tokio::fs::File::create(p).await.map_err(|e| CliError::io(format!("failed to save image: unable to create file {p}"), e))?),
+        Some(p) => Some(tokio::fs::File::create(p).await.map_err(|e| {
+            CliError::io(
+                format!("failed to save image: unable to create file {p}"),
+                e,
+            )
+        })?),
         None => None,
     };
     while let Some(chunk) = s.chunk().await? {
         match file.as_mut() {
-            Some(f) => f.write_all(&chunk).await.map_err(|e| CliError::io("failed to save image", e))?,
+            Some(f) => f
+                .write_all(&chunk)
+                .await
+                .map_err(|e| CliError::io("failed to save image", e))?,
             None => output::out_bytes(&chunk),
         }
     }
@@ -277,10 +380,16 @@ pub async fn save(ctx: &Ctx, a: SaveArgs) -> Result<i32> {
 /// `load`.
 pub async fn load(ctx: &Ctx, a: LoadArgs) -> Result<i32> {
     let reader: Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin> = match &a.input {
-        Some(p) => Box::new(tokio::fs::File::open(p).await.map_err(|e| CliError::io(format!("open {p}"), e))?),
+        Some(p) => Box::new(
+            tokio::fs::File::open(p)
+                .await
+                .map_err(|e| CliError::io(format!("open {p}"), e))?,
+        ),
         None => {
             if tty::stdin_is_tty() {
-                return Err(CliError::Msg("requested load from stdin, but stdin is empty".into()));
+                return Err(CliError::Msg(
+                    "requested load from stdin, but stdin is empty".into(),
+                ));
             }
             Box::new(tokio::io::stdin())
         }
@@ -288,7 +397,12 @@ pub async fn load(ctx: &Ctx, a: LoadArgs) -> Result<i32> {
     let q = if a.quiet { "?quiet=1" } else { "?quiet=0" };
     let stream = ctx
         .client
-        .json_lines(Method::POST, &format!("/images/load{q}"), body::reader(reader), Some("application/x-tar"))
+        .json_lines(
+            Method::POST,
+            &format!("/images/load{q}"),
+            body::reader(reader),
+            Some("application/x-tar"),
+        )
         .await?;
     progress::display(stream, tty::stdout_is_tty(), false, false).await?;
     Ok(0)
@@ -303,7 +417,11 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
         q[0].1 = a.source.clone();
         Box::new(tokio::io::empty())
     } else {
-        Box::new(tokio::fs::File::open(&a.source).await.map_err(|e| CliError::io(format!("open {}", a.source), e))?)
+        Box::new(
+            tokio::fs::File::open(&a.source)
+                .await
+                .map_err(|e| CliError::io(format!("open {}", a.source), e))?,
+        )
     };
     if let Some(r) = &a.repo {
         let (repo, tag) = split_tag(r);
@@ -323,7 +441,12 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
     }
     let stream = ctx
         .client
-        .json_lines(Method::POST, &format!("/images/create{}", query::encode(&q)), body::reader(reader), Some("application/x-tar"))
+        .json_lines(
+            Method::POST,
+            &format!("/images/create{}", query::encode(&q)),
+            body::reader(reader),
+            Some("application/x-tar"),
+        )
         .await?;
     progress::display(stream, false, false, false).await?;
     Ok(0)
@@ -331,9 +454,18 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
 
 /// `history`.
 pub async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {
-    let default = if a.quiet { "{{.ID}}" } else { "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}" };
+    let default = if a.quiet {
+        "{{.ID}}"
+    } else {
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    };
     let fmt = Format::new(if a.quiet { None } else { a.format.as_deref() }, default)?;
-    let list = ctx.get_value(&format!("/images/{}/history", query::path_segment(&a.image))).await?;
+    let list = ctx
+        .get_value(&format!(
+            "/images/{}/history",
+            query::path_segment(&a.image)
+        ))
+        .await?;
     let now = chrono::Utc::now().timestamp();
     let trunc = !a.no_trunc;
     let rows: Vec<Value> = match list {
@@ -341,25 +473,65 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {
             .iter()
             .map(|h| {
                 let id = h.get("Id").and_then(Value::as_str).unwrap_or("<missing>");
-                let id = if id == "<missing>" || !trunc { id.to_owned() } else { short_id(id) };
+                let id = if id == "<missing>" || !trunc {
+                    id.to_owned()
+                } else {
+                    short_id(id)
+                };
                 let created = h.get("Created").and_then(Value::as_i64).unwrap_or(0);
-                let by = h.get("CreatedBy").and_then(Value::as_str).unwrap_or("").replace('\t', " ");
+                let by = h
+                    .get("CreatedBy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .replace('\t', " ");
                 let size = h.get("Size").and_then(Value::as_i64).unwrap_or(0);
                 Value::map([
                     ("ID", Value::Str(id)),
-                    ("CreatedSince", Value::Str(if a.human { format!("{} ago", human_duration(now - created)) } else { go_time(created) })),
+                    (
+                        "CreatedSince",
+                        Value::Str(if a.human {
+                            format!("{} ago", human_duration(now - created))
+                        } else {
+                            go_time(created)
+                        }),
+                    ),
                     ("CreatedAt", Value::Str(go_time(created))),
-                    ("CreatedBy", Value::Str(if trunc { ellipsis(&by, 45) } else { by })),
-                    ("Size", Value::Str(if a.human { human_size(size as f64) } else { size.to_string() })),
-                    ("Comment", Value::Str(h.get("Comment").and_then(Value::as_str).unwrap_or("").to_owned())),
+                    (
+                        "CreatedBy",
+                        Value::Str(if trunc { ellipsis(&by, 45) } else { by }),
+                    ),
+                    (
+                        "Size",
+                        Value::Str(if a.human {
+                            human_size(size as f64)
+                        } else {
+                            size.to_string()
+                        }),
+                    ),
+                    (
+                        "Comment",
+                        Value::Str(
+                            h.get("Comment")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_owned(),
+                        ),
+                    ),
                 ])
             })
             .collect(),
         _ => Vec::new(),
     };
     let header = Value::map(
-        [("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedAt", "CREATED AT"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"), ("Comment", "COMMENT")]
-            .map(|(k, v)| (k, Value::str(v))),
+        [
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+            ("Size", "SIZE"),
+            ("Comment", "COMMENT"),
+        ]
+        .map(|(k, v)| (k, Value::str(v))),
     );
     output::out(&fmt.render(&rows, &header)?);
     Ok(0)
@@ -369,7 +541,9 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {
 pub async fn prune(ctx: &Ctx, a: ImagePruneArgs) -> Result<i32> {
     let mut filters = a.filter.clone();
     filters.push(format!("dangling={}", !a.all));
-    let q = filters_json(&filters)?.map(|f| query::encode(&[("filters", f)])).unwrap_or_default();
+    let q = filters_json(&filters)?
+        .map(|f| query::encode(&[("filters", f)]))
+        .unwrap_or_default();
     let v: Value = ctx.post_value(&format!("/images/prune{q}")).await?;
     if let Some(Value::List(items)) = v.get("ImagesDeleted") {
         if !items.is_empty() {
@@ -386,14 +560,19 @@ pub async fn prune(ctx: &Ctx, a: ImagePruneArgs) -> Result<i32> {
         output::outln("");
     }
     let reclaimed = v.get("SpaceReclaimed").and_then(Value::as_i64).unwrap_or(0);
-    output::outln(&format!("Total reclaimed space: {}", human_size(reclaimed as f64)));
+    output::outln(&format!(
+        "Total reclaimed space: {}",
+        human_size(reclaimed as f64)
+    ));
     Ok(0)
 }
 
 /// `build`: berthd answers 501 until it has a builder; its message is what the user sees.
 pub async fn build(ctx: &Ctx) -> Result<i32> {
     ctx.client.post_bytes::<()>("/build", None).await?;
-    Err(CliError::Msg("the daemon accepted a build without a context; nothing was built".into()))
+    Err(CliError::Msg(
+        "the daemon accepted a build without a context; nothing was built".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -402,7 +581,10 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(split_tag("localhost:5000/a/b:1"), ("localhost:5000/a/b", "1"));
+        assert_eq!(
+            split_tag("localhost:5000/a/b:1"),
+            ("localhost:5000/a/b", "1")
+        );
         assert_eq!(split_tag("localhost:5000/a"), ("localhost:5000/a", ""));
         assert_eq!(normalize("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(normalize("me/app:1"), "docker.io/me/app:1");

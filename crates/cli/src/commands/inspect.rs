@@ -64,10 +64,14 @@ pub fn indent_json(v: &Value) -> String {
 fn parse_format(f: Option<&str>) -> Result<Option<Template>> {
     match f {
         None | Some("") => Ok(None),
-        Some("json") => Ok(Some(Template::parse("{{json .}}").map_err(CliError::InspectTemplate)?)),
+        Some("json") => Ok(Some(
+            Template::parse("{{json .}}").map_err(CliError::InspectTemplate)?,
+        )),
         Some(f) => {
             let (_, body) = crate::format::prepare(f);
-            Ok(Some(Template::parse(&body).map_err(CliError::InspectTemplate)?))
+            Ok(Some(
+                Template::parse(&body).map_err(CliError::InspectTemplate)?,
+            ))
         }
     }
 }
@@ -99,8 +103,15 @@ pub async fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
     let tmpl = parse_format(a.format.as_deref())?;
     let kinds: Vec<&str> = match a.kind.as_deref() {
         None | Some("") => vec!["container", "image", "network", "volume"],
-        Some(k @ ("container" | "image" | "network" | "volume" | "plugin" | "node" | "service" | "task" | "secret" | "config")) => vec![k],
-        Some(k) => return Err(CliError::Msg(format!("\"{k}\" is not a valid value for --type"))),
+        Some(
+            k @ ("container" | "image" | "network" | "volume" | "plugin" | "node" | "service"
+            | "task" | "secret" | "config"),
+        ) => vec![k],
+        Some(k) => {
+            return Err(CliError::Msg(format!(
+                "\"{k}\" is not a valid value for --type"
+            )));
+        }
     };
     let mut found = Vec::new();
     let mut errors = Vec::new();
@@ -111,7 +122,11 @@ pub async fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
                     found.push(v);
                     continue 'names;
                 }
-                Err(CliError::Client(e)) if e.is_not_found() || e.status() == Some(501) && kinds.len() > 1 => continue,
+                Err(CliError::Client(e))
+                    if e.is_not_found() || e.status() == Some(501) && kinds.len() > 1 =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -131,7 +146,9 @@ pub async fn typed(ctx: &Ctx, kind: &str, a: InspectTypedArgs) -> Result<i32> {
     for name in &a.names {
         match ctx.get_value(&path(kind, name, a.size)).await {
             Ok(v) => found.push(v),
-            Err(CliError::Client(e)) if e.is_not_found() => errors.push(format!("Error: No such {kind}: {name}")),
+            Err(CliError::Client(e)) if e.is_not_found() => {
+                errors.push(format!("Error: No such {kind}: {name}"))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -144,7 +161,9 @@ mod tests {
 
     #[test]
     fn indents_like_go() {
-        let v: Value = serde_json::from_str(r#"[{"Id":"x","Args":[],"Config":{},"Env":["A=1"],"N":1}]"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"[{"Id":"x","Args":[],"Config":{},"Env":["A=1"],"N":1}]"#)
+                .unwrap();
         assert_eq!(
             indent_json(&v),
             "[\n    {\n        \"Id\": \"x\",\n        \"Args\": [],\n        \"Config\": {},\n        \"Env\": [\n            \"A=1\"\n        ],\n        \"N\": 1\n    }\n]"

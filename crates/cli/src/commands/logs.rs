@@ -10,8 +10,16 @@ use crate::error::Result;
 
 /// `logs`.
 pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
-    let info = ctx.get_json(&format!("/containers/{}/json", query::path_segment(&a.container))).await?;
-    let tty = info.pointer("/Config/Tty").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    let info = ctx
+        .get_json(&format!(
+            "/containers/{}/json",
+            query::path_segment(&a.container)
+        ))
+        .await?;
+    let tty = info
+        .pointer("/Config/Tty")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     let mut q: Vec<(&str, String)> = vec![("stdout", "1".into()), ("stderr", "1".into())];
     if a.follow {
         q.push(("follow", "1".into()));
@@ -33,7 +41,16 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     }
     let mut s = ctx
         .client
-        .send(Method::GET, &format!("/containers/{}/logs{}", query::path_segment(&a.container), query::encode(&q)), body::empty(), None)
+        .send(
+            Method::GET,
+            &format!(
+                "/containers/{}/logs{}",
+                query::path_segment(&a.container),
+                query::encode(&q)
+            ),
+            body::empty(),
+            None,
+        )
         .await?;
     let mut sink = OutputSink::new(tty);
     while let Some(chunk) = s.chunk().await? {

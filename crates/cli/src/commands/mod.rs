@@ -15,7 +15,9 @@ pub mod system;
 use berth_client::{Client, ClientError, Host};
 use serde_json::Value;
 
-use crate::cli::{Cli, Cmd, ContainerCmd, ContainerMgmt, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
+use crate::cli::{
+    Cli, Cmd, ContainerCmd, ContainerMgmt, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd,
+};
 use crate::error::{CliError, Result};
 use crate::template;
 
@@ -50,7 +52,8 @@ impl Ctx {
     /// `GET` → template value.
     pub async fn get_value(&self, path: &str) -> Result<template::Value> {
         let b = self.client.get_bytes(path).await?;
-        serde_json::from_slice(&b).map_err(|e| CliError::Msg(format!("decoding the daemon's answer to {path}: {e}")))
+        serde_json::from_slice(&b)
+            .map_err(|e| CliError::Msg(format!("decoding the daemon's answer to {path}: {e}")))
     }
 
     /// `DELETE` → template value (empty answers are `null`).
@@ -75,7 +78,8 @@ fn decode_value(b: &[u8], path: &str) -> Result<template::Value> {
     if b.iter().all(u8::is_ascii_whitespace) {
         return Ok(template::Value::Null);
     }
-    serde_json::from_slice(b).map_err(|e| CliError::Msg(format!("decoding the daemon's answer to {path}: {e}")))
+    serde_json::from_slice(b)
+        .map_err(|e| CliError::Msg(format!("decoding the daemon's answer to {path}: {e}")))
 }
 
 /// Docker's `--filter k=v` list as the API's JSON map of lists.
@@ -86,14 +90,23 @@ pub fn filters_json(filters: &[String]) -> Result<Option<String>> {
     let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for f in filters {
         let Some((k, v)) = f.split_once('=') else {
-            return Err(CliError::Msg(format!("bad format of filter (expected name=value)")));
+            return Err(CliError::Msg(
+                "bad format of filter (expected name=value)".into(),
+            ));
         };
-        m.entry(k.trim().to_ascii_lowercase()).or_default().push(v.to_owned());
+        m.entry(k.trim().to_ascii_lowercase())
+            .or_default()
+            .push(v.to_owned());
     }
     // Docker sends {"key":{"value":true}}; berthd and dockerd accept both encodings.
     let obj: serde_json::Map<String, Value> = m
         .into_iter()
-        .map(|(k, vs)| (k, Value::Object(vs.into_iter().map(|v| (v, Value::Bool(true))).collect())))
+        .map(|(k, vs)| {
+            (
+                k,
+                Value::Object(vs.into_iter().map(|v| (v, Value::Bool(true))).collect()),
+            )
+        })
         .collect();
     Ok(Some(Value::Object(obj).to_string()))
 }
@@ -106,12 +119,16 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     let host = cli.host.as_deref();
     match cmd {
         Cmd::Version(a) => system::version(host, a).await,
-        Cmd::Container(c) => container(host, c).await,
+        Cmd::Container(c) => container(host, *c).await,
         Cmd::ContainerMgmt(c) => match c {
-            ContainerMgmt::Common(c) => container(host, c).await,
+            ContainerMgmt::Common(c) => container(host, *c).await,
             ContainerMgmt::Ls(a) => ps::ps(&Ctx::connect(host).await?, a).await,
-            ContainerMgmt::Prune(a) => lifecycle::container_prune(&Ctx::connect(host).await?, a).await,
-            ContainerMgmt::Inspect(a) => inspect::typed(&Ctx::connect(host).await?, "container", a).await,
+            ContainerMgmt::Prune(a) => {
+                lifecycle::container_prune(&Ctx::connect(host).await?, a).await
+            }
+            ContainerMgmt::Inspect(a) => {
+                inspect::typed(&Ctx::connect(host).await?, "container", a).await
+            }
         },
         other => {
             let ctx = Ctx::connect(host).await?;

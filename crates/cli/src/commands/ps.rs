@@ -5,13 +5,14 @@ use berth_client::query;
 use super::{Ctx, filters_json};
 use crate::cli::PsArgs;
 use crate::error::Result;
-use crate::format::units::{ellipsis, human_duration, human_size};
 use crate::format::Format;
+use crate::format::units::{ellipsis, human_duration, human_size};
 use crate::output;
 use crate::template::Value;
 
 /// Docker's default `ps` table.
-pub const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+pub const DEFAULT_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
 /// Field → column title.
 pub fn header() -> Value {
@@ -68,7 +69,11 @@ pub fn ports_text(ports: Option<&Value>) -> String {
         let ip = p.get("IP").and_then(Value::as_str).unwrap_or("");
         let s = match public {
             Some(pp) if pp != 0 => {
-                let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+                let host = if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_owned()
+                };
                 format!("{host}:{pp}->{private}/{kind}")
             }
             _ => format!("{private}/{kind}"),
@@ -78,7 +83,11 @@ pub fn ports_text(ports: Option<&Value>) -> String {
         }
     }
     items.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-    items.into_iter().map(|(s, _)| s).collect::<Vec<_>>().join(", ")
+    items
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One `/containers/json` entry → the formatter's fields.
@@ -93,7 +102,11 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
             image = name.to_owned();
         }
     }
-    let command = if trunc { ellipsis(&s("Command"), 20) } else { s("Command") };
+    let command = if trunc {
+        ellipsis(&s("Command"), 20)
+    } else {
+        s("Command")
+    };
     let created = c.get("Created").and_then(Value::as_i64).unwrap_or(0);
     let mut names: Vec<String> = match c.get("Names") {
         Some(Value::List(l)) => l
@@ -108,7 +121,10 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
     }
     let labels = match c.get("Labels") {
         Some(Value::Map(m)) => {
-            let mut kv: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+            let mut kv: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
             kv.sort();
             kv.join(",")
         }
@@ -118,9 +134,18 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
         Some(Value::List(l)) => l
             .iter()
             .map(|m| {
-                let name = m.get("Name").and_then(Value::as_str).filter(|n| !n.is_empty());
-                let src = name.or_else(|| m.get("Source").and_then(Value::as_str)).unwrap_or("");
-                if trunc { ellipsis(src, 15) } else { src.to_owned() }
+                let name = m
+                    .get("Name")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty());
+                let src = name
+                    .or_else(|| m.get("Source").and_then(Value::as_str))
+                    .unwrap_or("");
+                if trunc {
+                    ellipsis(src, 15)
+                } else {
+                    src.to_owned()
+                }
             })
             .collect::<Vec<_>>()
             .join(","),
@@ -134,8 +159,15 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
         }
         _ => String::new(),
     };
-    let size = match (c.get("SizeRw").and_then(Value::as_i64), c.get("SizeRootFs").and_then(Value::as_i64)) {
-        (Some(rw), Some(root)) => format!("{} (virtual {})", human_size(rw as f64), human_size(root as f64)),
+    let size = match (
+        c.get("SizeRw").and_then(Value::as_i64),
+        c.get("SizeRootFs").and_then(Value::as_i64),
+    ) {
+        (Some(rw), Some(root)) => format!(
+            "{} (virtual {})",
+            human_size(rw as f64),
+            human_size(root as f64)
+        ),
         (Some(rw), None) => human_size(rw as f64),
         _ => "0B".to_owned(),
     };
@@ -145,7 +177,10 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
         ("Image", Value::Str(image)),
         ("Command", Value::Str(format!("{command:?}"))),
         ("CreatedAt", Value::Str(go_time(created))),
-        ("RunningFor", Value::Str(format!("{} ago", human_duration(now - created)))),
+        (
+            "RunningFor",
+            Value::Str(format!("{} ago", human_duration(now - created))),
+        ),
         ("Ports", Value::Str(ports_text(c.get("Ports")))),
         ("State", Value::Str(s("State"))),
         ("Status", Value::Str(s("Status"))),
@@ -183,7 +218,9 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
     if let Some(f) = filters_json(&a.filter)? {
         q.push(("filters", f));
     }
-    let list = ctx.get_value(&format!("/containers/json{}", query::encode(&q))).await?;
+    let list = ctx
+        .get_value(&format!("/containers/json{}", query::encode(&q)))
+        .await?;
     let now = now();
     let rows: Vec<Value> = match list {
         Value::List(l) => l.iter().map(|c| row(c, !a.no_trunc, now)).collect(),
@@ -209,9 +246,11 @@ mod tests {
     #[test]
     fn table_matches_docker_layout() {
         let fmt = Format::new(None, DEFAULT_TABLE).unwrap();
-        let out = fmt.render(&[row(&sample(), true, 1063)], &header()).unwrap();
+        let out = fmt
+            .render(&[row(&sample(), true, 1063)], &header())
+            .unwrap();
         insta::assert_snapshot!(out, @r#"
-        CONTAINER ID   IMAGE     COMMAND                  CREATED              STATUS         PORTS                            NAMES
+        CONTAINER ID   IMAGE     COMMAND                  CREATED              STATUS         PORTS                           NAMES
         0123456789ab   busybox   "sh -c 'while true; …"   About a minute ago   Up 3 seconds   0.0.0.0:8080->80/tcp, 443/tcp   web
         "#);
     }
@@ -221,7 +260,13 @@ mod tests {
         let r = row(&sample(), false, 1000);
         assert_eq!(r.get("ID").unwrap().as_str(), Some("0123456789abcdef0123"));
         assert_eq!(r.get("Labels").unwrap().as_str(), Some("a=1,b=2"));
-        assert_eq!(r.get("RunningFor").unwrap().as_str(), Some("Less than a second ago"));
-        assert_eq!(r.get("CreatedAt").unwrap().as_str(), Some("1970-01-01 00:16:40 +0000 UTC"));
+        assert_eq!(
+            r.get("RunningFor").unwrap().as_str(),
+            Some("Less than a second ago")
+        );
+        assert_eq!(
+            r.get("CreatedAt").unwrap().as_str(),
+            Some("1970-01-01 00:16:40 +0000 UTC")
+        );
     }
 }

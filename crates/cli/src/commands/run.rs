@@ -20,14 +20,19 @@ const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 fn with_help(msg: &str, cmd: &str, code: i32) -> CliError {
     CliError::Status {
         code,
-        msg: Some(format!("berth: {msg}\n\nRun 'berth {cmd} --help' for more information")),
+        msg: Some(format!(
+            "berth: {msg}\n\nRun 'berth {cmd} --help' for more information"
+        )),
     }
 }
 
 /// Docker's `toStatusError`: 127 for a missing executable, 126 for permission problems, else 125.
 pub fn status_error(err: &CliError, cmd: &str) -> CliError {
     let msg = err.to_string();
-    let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") || msg.contains("system cannot find the file specified") {
+    let code = if msg.contains("executable file not found")
+        || msg.contains("no such file or directory")
+        || msg.contains("system cannot find the file specified")
+    {
         127
     } else if msg.contains("permission denied") || msg.contains("is a directory") {
         126
@@ -47,7 +52,14 @@ fn familiar(image: &str) -> String {
 }
 
 /// Creates the container, pulling the image per `--pull`; returns its id.
-async fn create_container(ctx: &Ctx, req: &CreateRequest, image: &str, pull: &str, quiet: bool, cidfile: Option<&str>) -> Result<String> {
+async fn create_container(
+    ctx: &Ctx,
+    req: &CreateRequest,
+    image: &str,
+    pull: &str,
+    quiet: bool,
+    cidfile: Option<&str>,
+) -> Result<String> {
     let mut q: Vec<(&str, String)> = Vec::new();
     if let Some(n) = &req.name {
         q.push(("name", n.clone()));
@@ -59,17 +71,29 @@ async fn create_container(ctx: &Ctx, req: &CreateRequest, image: &str, pull: &st
     if let Some(f) = cidfile
         && std::path::Path::new(f).exists()
     {
-        return Err(CliError::Msg(format!("container ID file found, make sure the other container isn't running or delete {f}")));
+        return Err(CliError::Msg(format!(
+            "container ID file found, make sure the other container isn't running or delete {f}"
+        )));
     }
     if pull == "always" {
         pull_image(ctx, &familiar(image), req.platform.as_deref(), quiet, true).await?;
     } else if !matches!(pull, "missing" | "never") {
-        return Err(CliError::Msg(format!("invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\"")));
+        return Err(CliError::Msg(format!(
+            "invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\""
+        )));
     }
     let resp: Value = match ctx.client.post_json(&path, Some(&req.body)).await {
         Ok(v) => v,
-        Err(e) if e.is_not_found() && pull == "missing" && e.daemon_message().is_some_and(|m| m.contains("No such image")) => {
-            output::errln(&format!("Unable to find image '{}' locally", familiar(image)));
+        Err(e)
+            if e.is_not_found()
+                && pull == "missing"
+                && e.daemon_message()
+                    .is_some_and(|m| m.contains("No such image")) =>
+        {
+            output::errln(&format!(
+                "Unable to find image '{}' locally",
+                familiar(image)
+            ));
             pull_image(ctx, &familiar(image), req.platform.as_deref(), quiet, true).await?;
             ctx.client.post_json(&path, Some(&req.body)).await?
         }
@@ -80,9 +104,18 @@ async fn create_container(ctx: &Ctx, req: &CreateRequest, image: &str, pull: &st
             output::errln(&format!("WARNING: {w}"));
         }
     }
-    let id = resp.get("Id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = resp
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if let Some(f) = cidfile {
-        std::fs::write(f, &id).map_err(|e| CliError::io(format!("failed to write the container ID to the file {f}"), e))?;
+        std::fs::write(f, &id).map_err(|e| {
+            CliError::io(
+                format!("failed to write the container ID to the file {f}"),
+                e,
+            )
+        })?;
     }
     Ok(id)
 }
@@ -136,11 +169,16 @@ pub fn monitor_tty_size(ctx: &Ctx, resize_path: String) {
     tokio::spawn(async move {
         let send = |ctx: Ctx, p: String| async move {
             if let Some((h, w)) = tty::size() {
-                let _ = ctx.client.post_bytes::<()>(&format!("{p}?h={h}&w={w}"), None).await;
+                let _ = ctx
+                    .client
+                    .post_bytes::<()>(&format!("{p}?h={h}&w={w}"), None)
+                    .await;
             }
         };
         send(ctx.clone(), resize_path.clone()).await;
-        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+        let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
             return;
         };
         while winch.recv().await.is_some() {
@@ -152,11 +190,18 @@ pub fn monitor_tty_size(ctx: &Ctx, resize_path: String) {
 /// Waits on the container (`condition`), mapping the answer to an exit status as Docker.
 fn spawn_wait(ctx: &Ctx, id: &str, condition: &str) -> tokio::task::JoinHandle<i32> {
     let ctx = ctx.clone();
-    let path = format!("/containers/{}/wait?condition={condition}", query::path_segment(id));
+    let path = format!(
+        "/containers/{}/wait?condition={condition}",
+        query::path_segment(id)
+    );
     tokio::spawn(async move {
         match ctx.client.post_json::<(), Value>(&path, None).await {
             Ok(v) => {
-                if let Some(m) = v.pointer("/Error/Message").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+                if let Some(m) = v
+                    .pointer("/Error/Message")
+                    .and_then(Value::as_str)
+                    .filter(|m| !m.is_empty())
+                {
                     output::errln(&format!("Error waiting for container: {m}"));
                     return 125;
                 }
@@ -180,12 +225,20 @@ pub async fn run(host: Option<&str>, a: RunArgs) -> Result<i32> {
     let req = create_request(&o).map_err(|e| with_help(&e.to_string(), "run", 125))?;
     let body = &req.body;
     let flag = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let (a_in, a_out, a_err, tty_mode) = (flag("AttachStdin"), flag("AttachStdout"), flag("AttachStderr"), flag("Tty"));
+    let (a_in, a_out, a_err, tty_mode) = (
+        flag("AttachStdin"),
+        flag("AttachStdout"),
+        flag("AttachStderr"),
+        flag("Tty"),
+    );
     if a_in && tty_mode && !tty::stdin_is_tty() {
         return Err(CliError::Msg("the input device is not a TTY".into()));
     }
-    let keys = detach_keys(o.detach_keys.as_deref()).map_err(|e| with_help(&e.to_string(), "run", 125))?;
-    let ctx = Ctx::connect(host).await.map_err(|e| with_help(&e.to_string(), "run", 125))?;
+    let keys =
+        detach_keys(o.detach_keys.as_deref()).map_err(|e| with_help(&e.to_string(), "run", 125))?;
+    let ctx = Ctx::connect(host)
+        .await
+        .map_err(|e| with_help(&e.to_string(), "run", 125))?;
     let id = create_container(&ctx, &req, &o.image, &o.pull, o.quiet, o.cidfile.as_deref())
         .await
         .map_err(|e| status_error(&e, "run"))?;
@@ -196,11 +249,24 @@ pub async fn run(host: Option<&str>, a: RunArgs) -> Result<i32> {
     let seg = query::path_segment(&id);
     let mut conn = None;
     if attach {
-        let mut q = vec![("stream", "1"), ("stdin", if a_in { "1" } else { "0" }), ("stdout", if a_out { "1" } else { "0" }), ("stderr", if a_err { "1" } else { "0" })];
-        let dk = o.detach_keys.clone().unwrap_or_else(|| DEFAULT_DETACH_KEYS.to_owned());
+        let mut q = vec![
+            ("stream", "1"),
+            ("stdin", if a_in { "1" } else { "0" }),
+            ("stdout", if a_out { "1" } else { "0" }),
+            ("stderr", if a_err { "1" } else { "0" }),
+        ];
+        let dk = o
+            .detach_keys
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DETACH_KEYS.to_owned());
         q.push(("detachKeys", dk.as_str()));
         let path = format!("/containers/{seg}/attach{}", query::encode(&q));
-        conn = Some(ctx.client.upgrade::<()>(&path, None).await.map_err(|e| with_help(&e.to_string(), "run", 125))?);
+        conn = Some(
+            ctx.client
+                .upgrade::<()>(&path, None)
+                .await
+                .map_err(|e| with_help(&e.to_string(), "run", 125))?,
+        );
     }
     let status = spawn_wait(&ctx, &id, if o.rm { "removed" } else { "next-exit" });
     // Raw mode only while streaming a TTY with stdin, restored by the guard on every path.
@@ -209,7 +275,11 @@ pub async fn run(host: Option<&str>, a: RunArgs) -> Result<i32> {
     } else {
         None
     };
-    if let Err(e) = ctx.client.post_bytes::<()>(&format!("/containers/{seg}/start"), None).await {
+    if let Err(e) = ctx
+        .client
+        .post_bytes::<()>(&format!("/containers/{seg}/start"), None)
+        .await
+    {
         drop(conn);
         drop(raw);
         if o.rm {
@@ -264,43 +334,89 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
     if !(a.attach || a.interactive) {
         let mut errors = Vec::new();
         for c in &a.containers {
-            match ctx.client.post_bytes::<()>(&format!("/containers/{}/start", query::path_segment(c)), None).await {
+            match ctx
+                .client
+                .post_bytes::<()>(
+                    &format!("/containers/{}/start", query::path_segment(c)),
+                    None,
+                )
+                .await
+            {
                 Ok(_) => output::outln(c),
                 Err(e) => errors.push(e.to_string()),
             }
         }
         if !errors.is_empty() {
-            errors.push(format!("Error: failed to start containers: {}", a.containers.join(", ")));
+            errors.push(format!(
+                "Error: failed to start containers: {}",
+                a.containers.join(", ")
+            ));
             return Err(CliError::Msg(errors.join("\n")));
         }
         return Ok(0);
     }
     if a.containers.len() > 1 {
-        return Err(CliError::Msg("you cannot start and attach multiple containers at once".into()));
+        return Err(CliError::Msg(
+            "you cannot start and attach multiple containers at once".into(),
+        ));
     }
     let name = &a.containers[0];
-    let info = ctx.get_json(&format!("/containers/{}/json", query::path_segment(name))).await?;
-    let id = info.get("Id").and_then(Value::as_str).unwrap_or(name).to_owned();
-    let tty_mode = info.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
-    let open_stdin = info.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
+    let info = ctx
+        .get_json(&format!("/containers/{}/json", query::path_segment(name)))
+        .await?;
+    let id = info
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or(name)
+        .to_owned();
+    let tty_mode = info
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let open_stdin = info
+        .pointer("/Config/OpenStdin")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let stdin = a.interactive && open_stdin;
     let keys = detach_keys(a.detach_keys.as_deref())?;
     let seg = query::path_segment(&id);
-    let q = format!("?stream=1&stdout=1&stderr=1&stdin={}", if stdin { 1 } else { 0 });
-    let conn = ctx.client.upgrade::<()>(&format!("/containers/{seg}/attach{q}"), None).await?;
+    let q = format!(
+        "?stream=1&stdout=1&stderr=1&stdin={}",
+        if stdin { 1 } else { 0 }
+    );
+    let conn = ctx
+        .client
+        .upgrade::<()>(&format!("/containers/{seg}/attach{q}"), None)
+        .await?;
     if !tty_mode {
         forward_signals(ctx, &id);
     }
     let status = spawn_wait(ctx, &id, "next-exit");
-    let raw = if stdin && tty_mode { RawGuard::enable().map_err(|e| CliError::io("setting the terminal to raw mode", e))? } else { None };
-    if let Err(e) = ctx.client.post_bytes::<()>(&format!("/containers/{seg}/start"), None).await {
+    let raw = if stdin && tty_mode {
+        RawGuard::enable().map_err(|e| CliError::io("setting the terminal to raw mode", e))?
+    } else {
+        None
+    };
+    if let Err(e) = ctx
+        .client
+        .post_bytes::<()>(&format!("/containers/{seg}/start"), None)
+        .await
+    {
         drop(raw);
         return Err(e.into());
     }
     if tty_mode && tty::stdout_is_tty() {
         monitor_tty_size(ctx, format!("/containers/{seg}/resize"));
     }
-    let end = pump(conn, StreamOpts { stdin, tty: tty_mode, detach_keys: keys }).await;
+    let end = pump(
+        conn,
+        StreamOpts {
+            stdin,
+            tty: tty_mode,
+            detach_keys: keys,
+        },
+    )
+    .await;
     drop(raw);
     match end? {
         StreamEnd::Detached => Ok(0),
@@ -310,39 +426,89 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
 
 /// `attach`.
 pub async fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<i32> {
-    let info = ctx.get_json(&format!("/containers/{}/json", query::path_segment(&a.container))).await?;
-    let running = info.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
+    let info = ctx
+        .get_json(&format!(
+            "/containers/{}/json",
+            query::path_segment(&a.container)
+        ))
+        .await?;
+    let running = info
+        .pointer("/State/Running")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if !running {
-        return Err(CliError::Msg("You cannot attach to a stopped container, start it first".into()));
+        return Err(CliError::Msg(
+            "You cannot attach to a stopped container, start it first".into(),
+        ));
     }
-    if info.pointer("/State/Paused").and_then(Value::as_bool).unwrap_or(false) {
-        return Err(CliError::Msg("You cannot attach to a paused container, unpause it first".into()));
+    if info
+        .pointer("/State/Paused")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Err(CliError::Msg(
+            "You cannot attach to a paused container, unpause it first".into(),
+        ));
     }
-    let id = info.get("Id").and_then(Value::as_str).unwrap_or(&a.container).to_owned();
-    let tty_mode = info.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
-    let stdin = !a.no_stdin && info.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
+    let id = info
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or(&a.container)
+        .to_owned();
+    let tty_mode = info
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let stdin = !a.no_stdin
+        && info
+            .pointer("/Config/OpenStdin")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
     if stdin && tty_mode && !tty::stdin_is_tty() {
         return Err(CliError::Msg("the input device is not a TTY".into()));
     }
     let keys = detach_keys(a.detach_keys.as_deref())?;
     let seg = query::path_segment(&id);
-    let q = format!("?stream=1&stdout=1&stderr=1&stdin={}", if stdin { 1 } else { 0 });
-    let conn = ctx.client.upgrade::<()>(&format!("/containers/{seg}/attach{q}"), None).await?;
+    let q = format!(
+        "?stream=1&stdout=1&stderr=1&stdin={}",
+        if stdin { 1 } else { 0 }
+    );
+    let conn = ctx
+        .client
+        .upgrade::<()>(&format!("/containers/{seg}/attach{q}"), None)
+        .await?;
     if a.sig_proxy && !tty_mode {
         forward_signals(ctx, &id);
     }
-    let raw = if stdin && tty_mode { RawGuard::enable().map_err(|e| CliError::io("setting the terminal to raw mode", e))? } else { None };
+    let raw = if stdin && tty_mode {
+        RawGuard::enable().map_err(|e| CliError::io("setting the terminal to raw mode", e))?
+    } else {
+        None
+    };
     if tty_mode && tty::stdout_is_tty() {
         monitor_tty_size(ctx, format!("/containers/{seg}/resize"));
     }
-    let end = pump(conn, StreamOpts { stdin, tty: tty_mode, detach_keys: keys }).await;
+    let end = pump(
+        conn,
+        StreamOpts {
+            stdin,
+            tty: tty_mode,
+            detach_keys: keys,
+        },
+    )
+    .await;
     drop(raw);
     match end? {
         StreamEnd::Detached => Ok(0),
         StreamEnd::Done => {
             // The exit status, once the container has stopped.
-            let v: std::result::Result<Value, ClientError> = ctx.client.post_json::<(), Value>(&format!("/containers/{seg}/wait"), None).await;
-            Ok(v.ok().and_then(|v| v.get("StatusCode").and_then(Value::as_i64)).unwrap_or(0) as i32)
+            let v: std::result::Result<Value, ClientError> = ctx
+                .client
+                .post_json::<(), Value>(&format!("/containers/{seg}/wait"), None)
+                .await;
+            Ok(v.ok()
+                .and_then(|v| v.get("StatusCode").and_then(Value::as_i64))
+                .unwrap_or(0) as i32)
         }
     }
 }

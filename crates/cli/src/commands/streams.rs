@@ -86,7 +86,11 @@ impl OutputSink {
             match stream {
                 StdStream::Stdout | StdStream::Stdin => output::out_bytes(&payload),
                 StdStream::Stderr => output::err_bytes(&payload),
-                StdStream::System => return Err(CliError::Msg(String::from_utf8_lossy(&payload).trim().to_owned())),
+                StdStream::System => {
+                    return Err(CliError::Msg(
+                        String::from_utf8_lossy(&payload).trim().to_owned(),
+                    ));
+                }
             }
         }
         Ok(())
@@ -97,8 +101,16 @@ impl OutputSink {
 pub async fn pump(conn: Hijacked, opts: StreamOpts) -> Result<StreamEnd> {
     let (mut rd, mut wr) = tokio::io::split(conn);
     let mut sink = OutputSink::new(opts.tty);
-    let mut stdin = if opts.stdin { Some(stdin_channel()) } else { None };
-    let mut proxy = EscapeProxy::new(if opts.tty { opts.detach_keys.clone() } else { Vec::new() });
+    let mut stdin = if opts.stdin {
+        Some(stdin_channel())
+    } else {
+        None
+    };
+    let mut proxy = EscapeProxy::new(if opts.tty {
+        opts.detach_keys.clone()
+    } else {
+        Vec::new()
+    });
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         tokio::select! {

@@ -32,7 +32,10 @@ pub fn prepare(format: &str) -> (bool, String) {
         Some(rest) => (true, rest),
         None => (false, format),
     };
-    let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
+    let body = body
+        .trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n");
     (table, body)
 }
 
@@ -53,7 +56,12 @@ impl Format {
     pub fn render(&self, rows: &[Value], header: &Value) -> Result<String, FormatError> {
         let mut buf = String::new();
         if self.table {
-            buf.push_str(&self.template.render_header(header).map_err(FormatError::Exec)?);
+            buf.push_str(
+                &self
+                    .template
+                    .render_header(header)
+                    .map_err(FormatError::Exec)?,
+            );
             buf.push('\n');
         }
         for r in rows {
@@ -73,14 +81,23 @@ mod tests {
     use super::*;
 
     fn header() -> Value {
-        Value::map([("ID", Value::str("CONTAINER ID")), ("Names", Value::str("NAMES"))])
+        Value::map([
+            ("ID", Value::str("CONTAINER ID")),
+            ("Names", Value::str("NAMES")),
+        ])
     }
 
     #[test]
     fn table_prefix_header_and_escapes() {
         let f = Format::new(Some("table {{.ID}}\\t{{.Names}}"), "").unwrap();
-        let rows = vec![Value::map([("ID", Value::str("abc")), ("Names", Value::str("web"))])];
-        assert_eq!(f.render(&rows, &header()).unwrap(), "CONTAINER ID   NAMES\nabc            web\n");
+        let rows = vec![Value::map([
+            ("ID", Value::str("abc")),
+            ("Names", Value::str("web")),
+        ])];
+        assert_eq!(
+            f.render(&rows, &header()).unwrap(),
+            "CONTAINER ID   NAMES\nabc            web\n"
+        );
     }
 
     #[test]
@@ -93,6 +110,9 @@ mod tests {
     #[test]
     fn bad_template_is_dockers_message() {
         let e = Format::new(Some("{{.ID"), "").unwrap_err();
-        assert_eq!(e.to_string(), "failed to parse template: template: :1: unclosed action");
+        assert_eq!(
+            e.to_string(),
+            "failed to parse template: template: :1: unclosed action"
+        );
     }
 }

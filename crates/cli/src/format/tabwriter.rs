@@ -9,7 +9,15 @@ pub fn align(text: &str, minwidth: usize, padding: usize) -> String {
         .collect();
     let mut out = String::with_capacity(text.len() * 2);
     let mut widths = Vec::new();
-    format(&lines, 0, lines.len(), &mut widths, minwidth, padding, &mut out);
+    format(
+        &lines,
+        0,
+        lines.len(),
+        &mut widths,
+        minwidth,
+        padding,
+        &mut out,
+    );
     out
 }
 
@@ -48,14 +56,20 @@ fn format(
     write_lines(lines, line0, line1, widths, out);
 }
 
-fn write_lines(lines: &[Vec<&str>], line0: usize, line1: usize, widths: &[usize], out: &mut String) {
+fn write_lines(
+    lines: &[Vec<&str>],
+    line0: usize,
+    line1: usize,
+    widths: &[usize],
+    out: &mut String,
+) {
     for line in &lines[line0..line1] {
         for (j, cell) in line.iter().enumerate() {
             out.push_str(cell);
-            if j + 1 < line.len() {
-                if let Some(w) = widths.get(j) {
-                    out.push_str(&" ".repeat(w.saturating_sub(width(cell))));
-                }
+            if j + 1 < line.len()
+                && let Some(w) = widths.get(j)
+            {
+                out.push_str(&" ".repeat(w.saturating_sub(width(cell))));
             }
         }
         out.push('\n');

@@ -149,6 +149,9 @@ mod tests {
     #[test]
     fn ellipsis_cuts_with_marker() {
         assert_eq!(ellipsis("echo hi", 20), "echo hi");
-        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20), "sh -c 'while true; …");
+        assert_eq!(
+            ellipsis("sh -c 'while true; do sleep 1; done'", 20),
+            "sh -c 'while true; …"
+        );
     }
 }

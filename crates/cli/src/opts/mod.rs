@@ -134,26 +134,43 @@ pub fn parse_mount(spec: &str) -> Result<Value, OptsError> {
                 bind.insert("Propagation".into(), json!(v.unwrap_or_default()));
             }
             "bind-recursive" => {
-                bind.insert("NonRecursive".into(), json!(v.as_deref() == Some("disabled")));
+                bind.insert(
+                    "NonRecursive".into(),
+                    json!(v.as_deref() == Some("disabled")),
+                );
             }
             "volume-nocopy" => {
                 vol.insert("NoCopy".into(), json!(truthy(&v)?));
             }
             "volume-driver" => {
-                vol.insert("DriverConfig".into(), json!({"Name": v.unwrap_or_default()}));
+                vol.insert(
+                    "DriverConfig".into(),
+                    json!({"Name": v.unwrap_or_default()}),
+                );
             }
             "volume-subpath" => {
                 vol.insert("Subpath".into(), json!(v.unwrap_or_default()));
             }
             "tmpfs-size" => {
-                tmpfs.insert("SizeBytes".into(), json!(units::ram_in_bytes(v.as_deref().unwrap_or(""))?));
+                tmpfs.insert(
+                    "SizeBytes".into(),
+                    json!(units::ram_in_bytes(v.as_deref().unwrap_or(""))?),
+                );
             }
             "tmpfs-mode" => {
-                let mode = i64::from_str_radix(v.as_deref().unwrap_or(""), 8)
-                    .map_err(|_| OptsError::Invalid(format!("invalid value for tmpfs-mode: {}", v.unwrap_or_default())))?;
+                let mode = i64::from_str_radix(v.as_deref().unwrap_or(""), 8).map_err(|_| {
+                    OptsError::Invalid(format!(
+                        "invalid value for tmpfs-mode: {}",
+                        v.unwrap_or_default()
+                    ))
+                })?;
                 tmpfs.insert("Mode".into(), json!(mode));
             }
-            _ => return Err(OptsError::Invalid(format!("unexpected key '{k}' in '{field}'"))),
+            _ => {
+                return Err(OptsError::Invalid(format!(
+                    "unexpected key '{k}' in '{field}'"
+                )));
+            }
         }
     }
     if !m.contains_key("Target") {
@@ -205,11 +222,15 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
     let attach: Vec<String> = o.attach.iter().map(|a| a.to_ascii_lowercase()).collect();
     for a in &attach {
         if !matches!(a.as_str(), "stdin" | "stdout" | "stderr") {
-            return Err(OptsError::Invalid(format!("invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR")));
+            return Err(OptsError::Invalid(format!(
+                "invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+            )));
         }
     }
     if o.detach && !attach.is_empty() {
-        return Err(OptsError::Invalid("conflicting options: cannot specify both --attach and --detach".into()));
+        return Err(OptsError::Invalid(
+            "conflicting options: cannot specify both --attach and --detach".into(),
+        ));
     }
     let (a_in, a_out, a_err) = if o.detach {
         (false, false, false)
@@ -231,7 +252,11 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
 
     let ports = ports::parse(&o.publish, &o.expose)?;
     if !ports.exposed.is_empty() {
-        let m: Map<String, Value> = ports.exposed.iter().map(|p| (p.clone(), json!({}))).collect();
+        let m: Map<String, Value> = ports
+            .exposed
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .collect();
         cfg.insert("ExposedPorts".into(), Value::Object(m));
     }
     cfg.insert("Tty".into(), json!(o.tty));
@@ -246,9 +271,15 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
     }
     // Healthcheck.
     if o.no_healthcheck {
-        let conflicting = o.health_cmd.is_some() || o.health_interval.is_some() || o.health_timeout.is_some() || o.health_retries.is_some() || o.health_start_period.is_some();
+        let conflicting = o.health_cmd.is_some()
+            || o.health_interval.is_some()
+            || o.health_timeout.is_some()
+            || o.health_retries.is_some()
+            || o.health_start_period.is_some();
         if conflicting {
-            return Err(OptsError::Invalid("--no-healthcheck conflicts with --health-* options".into()));
+            return Err(OptsError::Invalid(
+                "--no-healthcheck conflicts with --health-* options".into(),
+            ));
         }
         cfg.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
     } else {
@@ -265,14 +296,19 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
             if let Some(d) = flag {
                 let ns = units::go_duration_ns(d)?;
                 if ns < 0 {
-                    return Err(OptsError::Invalid(format!("--health-{} cannot be negative", key.to_ascii_lowercase())));
+                    return Err(OptsError::Invalid(format!(
+                        "--health-{} cannot be negative",
+                        key.to_ascii_lowercase()
+                    )));
                 }
                 h.insert(key.into(), json!(ns));
             }
         }
         if let Some(r) = o.health_retries {
             if r < 0 {
-                return Err(OptsError::Invalid("--health-retries cannot be negative".into()));
+                return Err(OptsError::Invalid(
+                    "--health-retries cannot be negative".into(),
+                ));
             }
             h.insert("Retries".into(), json!(r));
         }
@@ -319,7 +355,16 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
         let m: Map<String, Value> = ports
             .bindings
             .iter()
-            .map(|(k, v)| (k.clone(), json!(v.iter().map(|(ip, p)| json!({"HostIp": ip, "HostPort": p})).collect::<Vec<_>>())))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    json!(
+                        v.iter()
+                            .map(|(ip, p)| json!({"HostIp": ip, "HostPort": p}))
+                            .collect::<Vec<_>>()
+                    ),
+                )
+            })
             .collect();
         hc.insert("PortBindings".into(), Value::Object(m));
     }
@@ -330,8 +375,14 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
             None => json!({"Name": "no", "MaximumRetryCount": 0}),
         },
     );
-    if o.rm && o.restart.as_deref().is_some_and(|r| r != "no" && !r.is_empty()) {
-        return Err(OptsError::Invalid("conflicting options: cannot specify both --restart and --rm".into()));
+    if o.rm
+        && o.restart
+            .as_deref()
+            .is_some_and(|r| r != "no" && !r.is_empty())
+    {
+        return Err(OptsError::Invalid(
+            "conflicting options: cannot specify both --restart and --rm".into(),
+        ));
     }
     hc.insert("AutoRemove".into(), json!(o.rm));
     set_opt(&mut hc, "VolumeDriver", o.volume_driver.clone());
@@ -390,7 +441,9 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
     set_opt(&mut hc, "MemorySwappiness", o.memory_swappiness);
     if let Some(c) = o.cpus {
         if o.cpu_period.is_some() || o.cpu_quota.is_some() {
-            return Err(OptsError::Invalid("conflicting options: Nano CPUs and CPU Period cannot both be set".into()));
+            return Err(OptsError::Invalid(
+                "conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+            ));
         }
         hc.insert("NanoCpus".into(), json!((c * 1e9).round() as i64));
     }
@@ -407,7 +460,11 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
         hc.insert("OomKillDisable".into(), json!(true));
     }
     if !o.ulimit.is_empty() {
-        let u: Vec<Value> = o.ulimit.iter().map(|u| units::ulimit(u)).collect::<Result<_, _>>()?;
+        let u: Vec<Value> = o
+            .ulimit
+            .iter()
+            .map(|u| units::ulimit(u))
+            .collect::<Result<_, _>>()?;
         hc.insert("Ulimits".into(), json!(u));
     }
     if !o.device.is_empty() {
@@ -429,7 +486,11 @@ pub fn create_request(o: &CreateOpts) -> Result<CreateRequest, OptsError> {
         hc.insert("Init".into(), json!(true));
     }
     if !o.mount.is_empty() {
-        let m: Vec<Value> = o.mount.iter().map(|m| parse_mount(m)).collect::<Result<_, _>>()?;
+        let m: Vec<Value> = o
+            .mount
+            .iter()
+            .map(|m| parse_mount(m))
+            .collect::<Result<_, _>>()?;
         hc.insert("Mounts".into(), json!(m));
     }
     if o.log_driver.is_some() || !o.log_opt.is_empty() {

@@ -51,8 +51,12 @@ pub fn parse(publish: &[String], expose: &[String]) -> Result<Ports, OptsError> 
         }
         // ip:host:container, host:container, container; IPv6 as [addr]:host:container.
         let (ip, host, cont) = if let Some(r) = rest.strip_prefix('[') {
-            let (ip, r) = r.split_once("]:").ok_or_else(|| OptsError::Invalid(format!("invalid IP address: {rest}")))?;
-            let (h, c) = r.split_once(':').ok_or_else(|| OptsError::Invalid(format!("no port specified: {spec}<empty>")))?;
+            let (ip, r) = r
+                .split_once("]:")
+                .ok_or_else(|| OptsError::Invalid(format!("invalid IP address: {rest}")))?;
+            let (h, c) = r
+                .split_once(':')
+                .ok_or_else(|| OptsError::Invalid(format!("no port specified: {spec}<empty>")))?;
             (ip.to_owned(), h.to_owned(), c.to_owned())
         } else {
             let parts: Vec<&str> = rest.split(':').collect();
@@ -64,15 +68,23 @@ pub fn parse(publish: &[String], expose: &[String]) -> Result<Ports, OptsError> 
             }
         };
         if cont.is_empty() {
-            return Err(OptsError::Invalid(format!("no port specified: {spec}<empty>")));
+            return Err(OptsError::Invalid(format!(
+                "no port specified: {spec}<empty>"
+            )));
         }
         let (ca, cb) = range(&cont, "containerPort")?;
-        let host_range = if host.is_empty() { None } else { Some(range(&host, "hostPort")?) };
+        let host_range = if host.is_empty() {
+            None
+        } else {
+            Some(range(&host, "hostPort")?)
+        };
         if let Some((ha, hb)) = host_range
             && hb - ha != cb - ca
             && ha != hb
         {
-            return Err(OptsError::Invalid(format!("invalid ranges specified for container and host Ports: {cont} and {host}")));
+            return Err(OptsError::Invalid(format!(
+                "invalid ranges specified for container and host Ports: {cont} and {host}"
+            )));
         }
         for (i, n) in (ca..=cb).enumerate() {
             let key = format!("{n}/{proto}");

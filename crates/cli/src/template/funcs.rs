@@ -473,11 +473,11 @@ mod tests {
                 &[
                     Value::Int(42),
                     Value::Int(255),
-                    Value::Float(3.14159),
+                    Value::Float(1.23456),
                     s("q")
                 ]
             ),
-            "00042 ff 3.14 \"q\" %"
+            "00042 ff 1.23 \"q\" %"
         );
         assert_eq!(sprintf("%d", &[s("x")]), "%!d(string=x)");
         assert_eq!(sprintf("%s", &[]), "%!s(MISSING)");

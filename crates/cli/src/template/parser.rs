@@ -80,9 +80,9 @@ fn perr(line: usize, msg: impl Into<String>) -> TemplateError {
 }
 
 /// How a list of nodes ended.
-enum End {
+enum Stop {
     Eof,
-    End,
+    Closed,
     Else,
     ElseChain(&'static str),
 }
@@ -96,9 +96,9 @@ pub fn parse(toks: &[Token], known: FuncCheck<'_>) -> Result<Vec<Node>, Template
     };
     let (nodes, end, line) = p.list()?;
     match end {
-        End::Eof => Ok(nodes),
-        End::End => Err(perr(line, "unexpected {{end}}")),
-        End::Else | End::ElseChain(_) => Err(perr(line, "unexpected {{else}}")),
+        Stop::Eof => Ok(nodes),
+        Stop::Closed => Err(perr(line, "unexpected {{end}}")),
+        Stop::Else | Stop::ElseChain(_) => Err(perr(line, "unexpected {{else}}")),
     }
 }
 
@@ -119,18 +119,18 @@ impl Parser<'_> {
         t
     }
 
-    fn list(&mut self) -> Result<(Vec<Node>, End, usize), TemplateError> {
+    fn list(&mut self) -> Result<(Vec<Node>, Stop, usize), TemplateError> {
         let mut nodes = Vec::new();
         loop {
             let line = self.line();
             match self.next() {
-                None => return Ok((nodes, End::Eof, line)),
+                None => return Ok((nodes, Stop::Eof, line)),
                 Some(Tok::Text(t)) => nodes.push(Node::Text(t)),
                 Some(Tok::Open) => match self.peek().cloned() {
                     Some(Tok::Ident(k)) if k == "end" => {
                         self.pos += 1;
                         self.expect_close("end")?;
-                        return Ok((nodes, End::End, line));
+                        return Ok((nodes, Stop::Closed, line));
                     }
                     Some(Tok::Ident(k)) if k == "else" => {
                         self.pos += 1;
@@ -138,11 +138,11 @@ impl Parser<'_> {
                             Some(Tok::Ident(k2)) if k2 == "if" || k2 == "with" => {
                                 self.pos += 1;
                                 let kw = if k2 == "if" { "if" } else { "with" };
-                                return Ok((nodes, End::ElseChain(kw), line));
+                                return Ok((nodes, Stop::ElseChain(kw), line));
                             }
                             _ => {
                                 self.expect_close("else")?;
-                                return Ok((nodes, End::Else, line));
+                                return Ok((nodes, Stop::Else, line));
                             }
                         }
                     }
@@ -185,17 +185,17 @@ impl Parser<'_> {
         let pipe = self.pipeline(kw, true)?;
         let (body, end, line) = self.list()?;
         let els = match end {
-            End::Eof => return Err(perr(line, "unexpected EOF")),
-            End::End => Vec::new(),
-            End::Else => {
+            Stop::Eof => return Err(perr(line, "unexpected EOF")),
+            Stop::Closed => Vec::new(),
+            Stop::Else => {
                 let (els, end2, line2) = self.list()?;
                 match end2 {
-                    End::End => els,
-                    End::Eof => return Err(perr(line2, "unexpected EOF")),
+                    Stop::Closed => els,
+                    Stop::Eof => return Err(perr(line2, "unexpected EOF")),
                     _ => return Err(perr(line2, "expected end; found {{else}}")),
                 }
             }
-            End::ElseChain(k) => {
+            Stop::ElseChain(k) => {
                 // `{{else if x}}…{{end}}` is `{{else}}{{if x}}…{{end}}{{end}}`: the inner control
                 // consumes the single shared {{end}}.
                 vec![self.control(k)?]
