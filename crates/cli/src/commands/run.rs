@@ -282,8 +282,14 @@ pub async fn run(host: Option<&str>, a: RunArgs) -> Result<i32> {
     {
         drop(conn);
         drop(raw);
+        status.abort();
         if o.rm {
-            let _ = status.await;
+            // dockerd removes an auto-remove container whose start failed; make sure of it
+            // here too rather than wait for a removal that may never come.
+            let _ = ctx
+                .client
+                .delete(&format!("/containers/{seg}?force=1"))
+                .await;
         }
         return Err(status_error(&CliError::Client(e), "run"));
     }
