@@ -1,5 +1,7 @@
 //! `berth` end to end against a private berthd, compared with the real docker CLI.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Daemon, assert_aligned, cells, stderr, stdout};

@@ -1,4 +1,6 @@
 //! `berth run -it` under a real terminal (tmux): prompt, echo, window size, exit status, and
+
+#![allow(clippy::unwrap_used)]
 //! the terminal left sane.
 
 mod common;
