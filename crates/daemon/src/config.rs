@@ -13,7 +13,11 @@ use serde_json::Value;
 
 /// Command-line flags, named as dockerd's.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "berthd", version = "berth-0.1.0", about = "berth's Docker-compatible daemon")]
+#[command(
+    name = "berthd",
+    version = "berth-0.1.0",
+    about = "berth's Docker-compatible daemon"
+)]
 pub struct Flags {
     /// Daemon socket(s) to listen on: unix:///path or tcp://127.0.0.1:PORT.
     #[arg(short = 'H', long = "host")]
@@ -89,7 +93,9 @@ pub enum ConfigError {
     #[error("the following directives don't match any configuration option: {0}")]
     UnknownKeys(String),
     /// A setting both in flags and file.
-    #[error("the following directives are specified both as a flag and in the configuration file: {0}")]
+    #[error(
+        "the following directives are specified both as a flag and in the configuration file: {0}"
+    )]
     Conflict(String),
     /// A value is invalid.
     #[error("invalid configuration: {0}")]
@@ -225,7 +231,10 @@ impl Config {
     }
 
     /// Merges `flags` with an already-parsed daemon.json object.
-    pub fn merge(flags: &Flags, file: serde_json::Map<String, Value>) -> Result<Config, ConfigError> {
+    pub fn merge(
+        flags: &Flags,
+        file: serde_json::Map<String, Value>,
+    ) -> Result<Config, ConfigError> {
         let mut warnings = Vec::new();
         let mut unknown: Vec<&str> = Vec::new();
         for key in file.keys() {
@@ -233,7 +242,9 @@ impl Config {
                 continue;
             }
             if KNOWN_IGNORED_KEYS.contains(&key.as_str()) {
-                warnings.push(format!("daemon.json: {key:?} is not supported by berthd yet; ignored"));
+                warnings.push(format!(
+                    "daemon.json: {key:?} is not supported by berthd yet; ignored"
+                ));
             } else {
                 unknown.push(key);
             }
@@ -248,21 +259,57 @@ impl Config {
                 conflicts.push(format!("{key}: (from flag: {flag_repr}, from file: {v})"));
             }
         };
-        check("hosts", !flags.hosts.is_empty(), format!("{:?}", flags.hosts));
-        check("data-root", flags.data_root.is_some(), format!("{:?}", flags.data_root));
-        check("exec-root", flags.exec_root.is_some(), format!("{:?}", flags.exec_root));
-        check("pidfile", flags.pidfile.is_some(), format!("{:?}", flags.pidfile));
-        check("bridge", flags.bridge.is_some(), format!("{:?}", flags.bridge));
+        check(
+            "hosts",
+            !flags.hosts.is_empty(),
+            format!("{:?}", flags.hosts),
+        );
+        check(
+            "data-root",
+            flags.data_root.is_some(),
+            format!("{:?}", flags.data_root),
+        );
+        check(
+            "exec-root",
+            flags.exec_root.is_some(),
+            format!("{:?}", flags.exec_root),
+        );
+        check(
+            "pidfile",
+            flags.pidfile.is_some(),
+            format!("{:?}", flags.pidfile),
+        );
+        check(
+            "bridge",
+            flags.bridge.is_some(),
+            format!("{:?}", flags.bridge),
+        );
         check("bip", flags.bip.is_some(), format!("{:?}", flags.bip));
-        check("log-level", flags.log_level.is_some(), format!("{:?}", flags.log_level));
-        check("default-runtime", flags.default_runtime.is_some(), format!("{:?}", flags.default_runtime));
+        check(
+            "log-level",
+            flags.log_level.is_some(),
+            format!("{:?}", flags.log_level),
+        );
+        check(
+            "default-runtime",
+            flags.default_runtime.is_some(),
+            format!("{:?}", flags.default_runtime),
+        );
         check(
             "max-concurrent-downloads",
             flags.max_concurrent_downloads.is_some(),
             format!("{:?}", flags.max_concurrent_downloads),
         );
-        check("insecure-registries", !flags.insecure_registries.is_empty(), format!("{:?}", flags.insecure_registries));
-        check("registry-mirrors", !flags.registry_mirrors.is_empty(), format!("{:?}", flags.registry_mirrors));
+        check(
+            "insecure-registries",
+            !flags.insecure_registries.is_empty(),
+            format!("{:?}", flags.insecure_registries),
+        );
+        check(
+            "registry-mirrors",
+            !flags.registry_mirrors.is_empty(),
+            format!("{:?}", flags.registry_mirrors),
+        );
         if !conflicts.is_empty() {
             return Err(ConfigError::Conflict(conflicts.join(", ")));
         }
@@ -271,7 +318,9 @@ impl Config {
             match file.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(v) => Err(ConfigError::Invalid(format!("{key}: expected a string, got {v}"))),
+                Some(v) => Err(ConfigError::Invalid(format!(
+                    "{key}: expected a string, got {v}"
+                ))),
             }
         };
         let list_of = |key: &str| -> Result<Vec<String>, ConfigError> {
@@ -286,11 +335,17 @@ impl Config {
                         other => Err(ConfigError::Invalid(format!("{key}: bad entry {other}"))),
                     })
                     .collect(),
-                Some(v) => Err(ConfigError::Invalid(format!("{key}: expected a list, got {v}"))),
+                Some(v) => Err(ConfigError::Invalid(format!(
+                    "{key}: expected a list, got {v}"
+                ))),
             }
         };
 
-        let hosts = if flags.hosts.is_empty() { list_of("hosts")? } else { flags.hosts.clone() };
+        let hosts = if flags.hosts.is_empty() {
+            list_of("hosts")?
+        } else {
+            flags.hosts.clone()
+        };
         let exec_root = flags
             .exec_root
             .clone()
@@ -316,7 +371,9 @@ impl Config {
             .unwrap_or_else(|| if debug { "debug".into() } else { "info".into() });
         let log_level = if debug { "debug".to_owned() } else { log_level };
         if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
-            return Err(ConfigError::Invalid(format!("unable to parse logging level: {log_level}")));
+            return Err(ConfigError::Invalid(format!(
+                "unable to parse logging level: {log_level}"
+            )));
         }
 
         let mut runtimes = BTreeMap::new();
@@ -324,17 +381,16 @@ impl Config {
         runtimes.insert("runc".to_owned(), "runc".to_owned());
         if let Some(Value::Object(map)) = file.get("runtimes") {
             for (name, v) in map {
-                let path = v
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ConfigError::Invalid(format!("runtimes.{name}: missing \"path\"")))?;
+                let path = v.get("path").and_then(Value::as_str).ok_or_else(|| {
+                    ConfigError::Invalid(format!("runtimes.{name}: missing \"path\""))
+                })?;
                 runtimes.insert(name.clone(), path.to_owned());
             }
         }
         for spec in &flags.add_runtimes {
-            let (name, path) = spec
-                .split_once('=')
-                .ok_or_else(|| ConfigError::Invalid(format!("--add-runtime {spec:?}: expected NAME=PATH")))?;
+            let (name, path) = spec.split_once('=').ok_or_else(|| {
+                ConfigError::Invalid(format!("--add-runtime {spec:?}: expected NAME=PATH"))
+            })?;
             runtimes.insert(name.to_owned(), path.to_owned());
         }
         let default_runtime = flags
@@ -366,7 +422,9 @@ impl Config {
                 Some(v) => v
                     .as_u64()
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| ConfigError::Invalid(format!("max-concurrent-downloads: {v}")))?,
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(format!("max-concurrent-downloads: {v}"))
+                    })?,
             },
         };
 
@@ -405,7 +463,10 @@ impl Config {
             runtimes,
             max_concurrent_downloads,
             config_file: flags.config_file.clone(),
-            shim_binary: flags.shim_binary.clone().unwrap_or_else(default_shim_binary),
+            shim_binary: flags
+                .shim_binary
+                .clone()
+                .unwrap_or_else(default_shim_binary),
             warnings,
         })
     }
@@ -477,15 +538,24 @@ mod tests {
     #[test]
     fn unknown_keys_rejected_known_ones_warned() {
         let e = Config::merge(&flags(&[]), obj(r#"{"bogus-key":1}"#)).unwrap_err();
-        assert!(e.to_string().contains("don't match any configuration option: bogus-key"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("don't match any configuration option: bogus-key"),
+            "{e}"
+        );
         let c = Config::merge(&flags(&[]), obj(r#"{"live-restore":true}"#)).unwrap();
         assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]
     fn flag_and_file_conflict() {
-        let e = Config::merge(&flags(&["--data-root", "/a"]), obj(r#"{"data-root":"/b"}"#)).unwrap_err();
-        assert!(e.to_string().contains("both as a flag and in the configuration file"), "{e}");
+        let e = Config::merge(&flags(&["--data-root", "/a"]), obj(r#"{"data-root":"/b"}"#))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("both as a flag and in the configuration file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -9,7 +9,6 @@ use berth_api::ApiError;
 use crate::config::Config;
 use crate::containers::store::{Store, lock};
 use crate::exec::ExecTable;
-use crate::images::ImageBackend;
 
 /// How many removed containers' exit codes are remembered for late `wait?condition=removed`.
 const REMEMBER_REMOVED: usize = 256;
@@ -19,33 +18,41 @@ pub struct Daemon {
     /// Effective configuration.
     pub config: Config,
     /// Image store.
-    pub images: Box<dyn ImageBackend>,
+    pub images: berth_image::Store,
     /// Containers.
     pub containers: Store,
     /// Exec instances.
     pub execs: ExecTable,
+    /// The events bus.
+    pub events: crate::events::Events,
     /// Recently removed containers: (id, name, exit code), newest last.
     removed: Mutex<VecDeque<(String, String, i64)>>,
     /// When berthd started (for `/info` SystemTime only; never for logic).
     pub started: chrono::DateTime<chrono::Utc>,
+    /// Turns true on SIGTERM: long polls (wait, logs --follow) end so shutdown is prompt.
+    pub shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Daemon")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
 impl Daemon {
     /// A daemon over `config` and `images`; containers are loaded by `recovery`.
-    pub fn new(config: Config, images: Box<dyn ImageBackend>) -> Arc<Daemon> {
+    pub fn new(config: Config, images: berth_image::Store) -> Arc<Daemon> {
         Arc::new(Daemon {
             config,
             images,
             containers: Store::default(),
             execs: ExecTable::default(),
+            events: crate::events::Events::default(),
             removed: Mutex::new(VecDeque::new()),
             started: chrono::Utc::now(),
+            shutting_down: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -69,6 +76,22 @@ impl Daemon {
         self.config.exec_root.join("runtime")
     }
 
+    /// The runtime binary the shim should exec for a container asking for `runtime` (None:
+    /// the shim's in-process berth runtime). Unknown names are Docker's 400.
+    pub fn runtime_binary(&self, runtime: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
+        let name = runtime
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&self.config.default_runtime);
+        if name == "berth" {
+            return Ok(None);
+        }
+        self.config
+            .runtimes
+            .get(name)
+            .map(|p| Some(PathBuf::from(p)))
+            .ok_or_else(|| ApiError::invalid(format!("unknown or invalid runtime name: {name}")))
+    }
+
     /// Remembers a removed container's exit code.
     pub fn note_removed(&self, id: &str, name: &str, exit_code: i64) {
         let mut r = lock(&self.removed);
@@ -81,7 +104,11 @@ impl Daemon {
     /// The exit code of a container removed recently, by id, id prefix or name.
     pub fn recently_removed(&self, key: &str) -> Option<i64> {
         let r = lock(&self.removed);
-        let name = if key.starts_with('/') { key.to_owned() } else { format!("/{key}") };
+        let name = if key.starts_with('/') {
+            key.to_owned()
+        } else {
+            format!("/{key}")
+        };
         r.iter()
             .rev()
             .find(|(id, n, _)| id == key || *n == name || (key.len() >= 12 && id.starts_with(key)))

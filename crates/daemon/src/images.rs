@@ -1,11 +1,11 @@
-//! The image side berthd needs, as one trait, so the handlers and the container code do not
-//! care how the image store (crate `berth-image`) spells things. [`unavailable`] stands in
-//! while no store is linked in.
+//! The daemon's side of the image store (`berth_image::Store`): error mapping to API kinds,
+//! and the image defaults container creation needs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use berth_api::ApiError;
-use berth_api::models::{ImageDeleteResponseItem, ImageInspect, ImageSummary};
+use berth_image::{ImageUse, InitLayerSpec, Store, StoreError};
+use serde_json::Value;
 
 /// What container creation needs from an image's config.
 #[derive(Debug, Clone, Default)]
@@ -45,97 +45,115 @@ pub struct ContainerLayers {
     pub work_dir: PathBuf,
 }
 
-/// Image store operations used by berthd.
-pub trait ImageBackend: Send + Sync + 'static {
-    /// Loads a `docker save` archive; returns the progress messages (`Loaded image: x:y`).
-    fn load(&self, archive: &Path) -> Result<Vec<String>, ApiError>;
-    /// Resolves a reference (name, name:tag, id, id prefix) to its config; NotFound with
-    /// Docker's text `No such image: busybox:latest`.
-    fn resolve(&self, reference: &str) -> Result<ImageConfig, ApiError>;
-    /// `GET /images/json`.
-    fn list(&self, all: bool) -> Result<Vec<ImageSummary>, ApiError>;
-    /// `GET /images/{name}/json`.
-    fn inspect(&self, reference: &str) -> Result<ImageInspect, ApiError>;
-    /// `POST /images/{name}/tag`.
-    fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), ApiError>;
-    /// `DELETE /images/{name}`; `in_use` tells whether containers use the image.
-    fn delete(
-        &self,
-        reference: &str,
-        force: bool,
-        noprune: bool,
-        in_use: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError>;
-    /// Creates the init + rw layers of a container on top of `image_id`.
-    fn create_container_layers(
-        &self,
-        container_id: &str,
-        image_id: &str,
-    ) -> Result<ContainerLayers, ApiError>;
-    /// Mounts the container's rootfs; returns the merged dir.
-    fn mount(&self, container_id: &str) -> Result<PathBuf, ApiError>;
-    /// Unmounts the container's rootfs (no error if not mounted).
-    fn unmount(&self, container_id: &str) -> Result<(), ApiError>;
-    /// Removes the container's init + rw layers.
-    fn remove_container_layers(&self, container_id: &str) -> Result<(), ApiError>;
-    /// Number of images (for `/info`).
-    fn count(&self) -> usize {
-        self.list(false).map(|l| l.len()).unwrap_or(0)
+/// Maps a store error to the API's kinds; the store's messages are already Docker's.
+pub fn api_error(e: StoreError) -> ApiError {
+    use berth_image::ErrorKind as K;
+    let message = match &e {
+        StoreError::NoSuchImage(_) | StoreError::Conflict(_) | StoreError::Invalid(_) => {
+            e.to_string()
+        }
+        other => error_chain(other),
+    };
+    match e.kind() {
+        K::NotFound => ApiError::not_found(message),
+        K::InvalidParameter => ApiError::invalid(message),
+        K::Conflict => ApiError::conflict(message),
+        K::Internal => ApiError::internal(message),
     }
 }
 
-/// A backend for builds without an image store: every call is 503 with the reason.
-pub fn unavailable() -> Box<dyn ImageBackend> {
-    Box::new(Unavailable)
+/// "a: b: c" for an error and its sources.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.ends_with(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
 }
 
-struct Unavailable;
-
-fn no_store() -> ApiError {
-    ApiError::unavailable("image store not available in this berthd build")
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-impl ImageBackend for Unavailable {
-    fn load(&self, _: &Path) -> Result<Vec<String>, ApiError> {
-        Err(no_store())
-    }
-    fn resolve(&self, reference: &str) -> Result<ImageConfig, ApiError> {
-        Err(ApiError::not_found(format!("No such image: {reference}")))
-    }
-    fn list(&self, _: bool) -> Result<Vec<ImageSummary>, ApiError> {
-        Ok(Vec::new())
-    }
-    fn inspect(&self, reference: &str) -> Result<ImageInspect, ApiError> {
-        Err(ApiError::not_found(format!("No such image: {reference}")))
-    }
-    fn tag(&self, source: &str, _: &str, _: &str) -> Result<(), ApiError> {
-        Err(ApiError::not_found(format!("No such image: {source}")))
-    }
-    fn delete(
-        &self,
-        reference: &str,
-        _: bool,
-        _: bool,
-        _: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
-        Err(ApiError::not_found(format!("No such image: {reference}")))
-    }
-    fn create_container_layers(&self, _: &str, _: &str) -> Result<ContainerLayers, ApiError> {
-        Err(no_store())
-    }
-    fn mount(&self, _: &str) -> Result<PathBuf, ApiError> {
-        Err(no_store())
-    }
-    fn unmount(&self, _: &str) -> Result<(), ApiError> {
-        Ok(())
-    }
-    fn remove_container_layers(&self, _: &str) -> Result<(), ApiError> {
-        Ok(())
-    }
+fn keys(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
-/// The image backend for this build: the real store once `berth-image` exposes it; until
-/// then every image operation answers 503/404 with the reason.
-pub fn open_store_or_unavailable_for(_flags: &crate::config::Flags) -> Box<dyn ImageBackend> {
-    unavailable()
+/// Resolves `reference` and reads the run defaults from its config.
+pub fn resolve(store: &Store, reference: &str) -> Result<ImageConfig, ApiError> {
+    let id = store.resolve(reference).map_err(api_error)?;
+    let view = store.image_config(&id).map_err(api_error)?;
+    let c = view.config.unwrap_or(Value::Null);
+    let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    Ok(ImageConfig {
+        id,
+        env: strings(c.get("Env")),
+        cmd: strings(c.get("Cmd")),
+        entrypoint: strings(c.get("Entrypoint")),
+        working_dir: s("WorkingDir"),
+        user: s("User"),
+        stop_signal: Some(s("StopSignal")).filter(|x| !x.is_empty()),
+        labels: c
+            .get("Labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default(),
+        exposed_ports: keys(c.get("ExposedPorts")),
+        volumes: keys(c.get("Volumes")),
+    })
+}
+
+/// Creates init + rw layers and reports their paths.
+pub fn create_container_layers(
+    store: &Store,
+    container_id: &str,
+    image_id: &str,
+) -> Result<ContainerLayers, ApiError> {
+    let rec = store
+        .create_container_layers(container_id, Some(image_id), &InitLayerSpec::default())
+        .map_err(api_error)?;
+    let layout = store.layout();
+    let home = layout.driver_home();
+    let lowers = berth_image::container_layers::lowers(layout, &rec)
+        .map_err(|e| api_error(StoreError::from(e)))?;
+    let dir = layout.cache_dir(&rec.mount_id);
+    Ok(ContainerLayers {
+        lower_dir: lowers
+            .iter()
+            .map(|l| home.join(l).display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+        merged_dir: dir.join("merged"),
+        upper_dir: dir.join("diff"),
+        work_dir: dir.join("work"),
+    })
+}
+
+/// How containers use images, for delete conflicts and `Containers` counts.
+pub fn uses(daemon: &crate::daemon::Daemon) -> Vec<ImageUse> {
+    daemon
+        .containers
+        .all()
+        .iter()
+        .map(|e| {
+            e.with(|r| ImageUse {
+                container_id: r.id.clone(),
+                image_id: r.image_id.clone(),
+                running: r.state.running,
+            })
+        })
+        .collect()
 }

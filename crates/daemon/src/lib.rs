@@ -17,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod containers;
 pub mod daemon;
+pub mod events;
 pub mod exec;
 pub mod fsutil;
 pub mod images;

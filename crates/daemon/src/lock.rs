@@ -72,7 +72,11 @@ impl DataRootLock {
                 return Err(LockError::Held {
                     root: data_root.to_owned(),
                     path,
-                    holder: if holder.is_empty() { "unknown".into() } else { holder.to_owned() },
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder.to_owned()
+                    },
                 });
             }
             Err(e) => {
@@ -105,7 +109,8 @@ mod tests {
         // process conflicts just like another process would.
         let err = DataRootLock::acquire(dir.path()).unwrap_err();
         assert!(
-            err.to_string().contains(&format!("pid {}", std::process::id())),
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
             "{err}"
         );
     }

@@ -4,14 +4,36 @@ use std::process::ExitCode;
 
 use berth_daemon::config::{Config, Flags};
 use berth_daemon::daemon::Daemon;
-use berth_daemon::{api, containers, images, lock, server};
+use berth_daemon::{api, containers, lock, server};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTHD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if level == "fatal" { "error" } else { level }));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Lets SIGHUP change the log level.
+type LogHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+fn level_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::new(if level == "fatal" { "error" } else { level })
+}
+
+fn init_logging(level: &str) -> Option<LogHandle> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let from_env = tracing_subscriber::EnvFilter::try_from_env("BERTHD_LOG").ok();
+    let pinned = from_env.is_some();
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(from_env.unwrap_or_else(|| level_filter(level)));
+    let ok = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .try_init()
+        .is_ok();
+    // BERTHD_LOG pins the filter; otherwise SIGHUP may change it.
+    (ok && !pinned).then_some(handle)
 }
 
 fn main() -> ExitCode {
@@ -23,18 +45,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    init_logging(&config.log_level);
+    let log_handle = init_logging(&config.log_level);
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berthd: starting the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(run(flags, config)) {
+    match rt.block_on(run(flags, config, log_handle)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berthd: {e:#}");
@@ -43,7 +68,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(flags: Flags, config: Config) -> anyhow::Result<()> {
+async fn run(flags: Flags, config: Config, log_handle: Option<LogHandle>) -> anyhow::Result<()> {
     use anyhow::Context;
     for d in [&config.data_root, &config.exec_root] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -55,7 +80,13 @@ async fn run(flags: Flags, config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("writing pid file {}", config.pidfile.display()))?;
     let listeners = server::bind(&config.hosts)?;
     let pidfile = config.pidfile.clone();
-    let daemon = Daemon::new(config, images::open_store_or_unavailable_for(&flags));
+    let (store, warnings) =
+        berth_image::Store::open(&config.data_root, berth_image::StoreOptions::default())
+            .context("opening the image store")?;
+    for w in warnings {
+        tracing::warn!(object = %w.object, "image store: {}", w.message);
+    }
+    let daemon = Daemon::new(config, store);
     containers::recovery::recover(&daemon).await;
 
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -71,13 +102,21 @@ async fn run(flags: Flags, config: Config) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 match Config::load(&flags) {
-                    Ok(c) => tracing::info!(log_level = %c.log_level, "SIGHUP: configuration re-read (listen addresses and roots apply at restart)"),
+                    Ok(c) => {
+                        if let Some(h) = &log_handle
+                            && let Err(e) = h.reload(level_filter(&c.log_level))
+                        {
+                            tracing::warn!(error = %e, "SIGHUP: changing the log level failed");
+                        }
+                        tracing::info!(log_level = %c.log_level, "SIGHUP: configuration reloaded (log level applied; listen addresses, roots and runtimes apply at restart)");
+                    }
                     Err(e) => tracing::error!(error = %e, "SIGHUP: configuration invalid; keeping the old one"),
                 }
             }
         }
     }
     tracing::info!("shutting down: finishing in-flight requests; containers keep running");
+    daemon.shutting_down.send_replace(true);
     let _ = tx.send(true);
     let _ = srv.await;
     let _ = std::fs::remove_file(pidfile);

@@ -43,7 +43,9 @@ fn group_gid(name: &str) -> Option<u32> {
     let text = std::fs::read_to_string("/etc/group").ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok()).flatten()
+        (f.len() >= 3 && f[0] == name)
+            .then(|| f[2].parse().ok())
+            .flatten()
     })
 }
 
@@ -78,11 +80,17 @@ pub fn bind(hosts: &[String]) -> Result<Vec<Listener>, ServerError> {
                 addr: h.clone(),
                 source,
             })?;
-            std_l.set_nonblocking(true).map_err(|source| ServerError::Bind { addr: h.clone(), source })?;
-            let l = tokio::net::TcpListener::from_std(std_l).map_err(|source| ServerError::Bind {
-                addr: h.clone(),
-                source,
-            })?;
+            std_l
+                .set_nonblocking(true)
+                .map_err(|source| ServerError::Bind {
+                    addr: h.clone(),
+                    source,
+                })?;
+            let l =
+                tokio::net::TcpListener::from_std(std_l).map_err(|source| ServerError::Bind {
+                    addr: h.clone(),
+                    source,
+                })?;
             out.push(Listener::Tcp(l));
         } else {
             return Err(ServerError::BadAddress(h.clone()));
@@ -91,8 +99,12 @@ pub fn bind(hosts: &[String]) -> Result<Vec<Listener>, ServerError> {
     Ok(out)
 }
 
-fn serve_conn<IO>(io: IO, router: Router, shutdown: watch::Receiver<bool>, inflight: Arc<tokio::sync::Semaphore>)
-where
+fn serve_conn<IO>(
+    io: IO,
+    router: Router,
+    shutdown: watch::Receiver<bool>,
+    inflight: Arc<tokio::sync::Semaphore>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
@@ -157,8 +169,21 @@ pub async fn serve(listeners: Vec<Listener>, router: Router, shutdown: watch::Re
     for p in paths {
         let _ = std::fs::remove_file(p);
     }
-    let _ = inflight.acquire_many(MAX_CONNS).await;
+    // Long polls (wait, logs --follow) may never end on their own: give in-flight requests
+    // a bounded grace period, like dockerd's shutdown timeout, then exit anyway.
+    if tokio::time::timeout(SHUTDOWN_GRACE, inflight.acquire_many(MAX_CONNS))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight after {}s; exiting anyway (containers keep running)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
 }
+
+/// How long SIGTERM waits for in-flight requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves once the shutdown flag is true (or its sender is gone).
 async fn until_true(rx: &mut watch::Receiver<bool>) {

@@ -160,3 +160,104 @@ fn corrupt_streams_are_clean_errors() {
     let err = apply_layer(&tar[..700], dir.path(), &opts()).unwrap_err();
     assert!(matches!(err, ApplyError::Tar { .. }), "{err:?}");
 }
+
+#[test]
+fn busybox_fixture_layer_applies_and_round_trips() {
+    if !berth_fixtures::busybox_available() {
+        eprintln!("SKIP: needs busybox-static (/bin/busybox)");
+        return;
+    }
+    let rootfs = berth_fixtures::busybox_rootfs().unwrap();
+    let tar = berth_fixtures::layer_tar_of(&rootfs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = apply_layer(&gzip(&tar)[..], dir.path(), &opts()).unwrap();
+    assert_eq!(out.diff_id, sha256(&tar));
+    let want = snapshot(&rootfs);
+    let got = snapshot(dir.path());
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>()
+    );
+    for (path, w) in &want {
+        let g = &got[path];
+        assert_eq!(
+            (g.kind, g.mode, &g.content, &g.link),
+            (w.kind, w.mode, &w.content, &w.link),
+            "{path}"
+        );
+        assert_eq!(g.mtime, 0, "{path}");
+    }
+    // Export of the applied tree re-applies to the same tree.
+    let mut exported = Vec::new();
+    berth_image::apply::export_layer(dir.path(), &mut exported).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    apply_layer(&exported[..], again.path(), &opts()).unwrap();
+    assert_eq!(snapshot(again.path()), got);
+}
+
+/// A reader that hands out `data` in small pieces, then fails like a dropped connection.
+struct FailingReader {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for FailingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.data.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset",
+            ));
+        }
+        let n = buf.len().min(7).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn reader_failures_are_reported_as_blob_read_errors() {
+    let tar = sample();
+    for (name, blob) in [
+        ("plain", tar.clone()),
+        ("gzip", gzip(&tar)),
+        ("zstd", zstd(&tar)),
+    ] {
+        for cut in [0, 3, blob.len() / 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let r = FailingReader {
+                data: blob[..cut].to_vec(),
+                pos: 0,
+            };
+            let err = apply_layer(r, dir.path(), &opts()).unwrap_err();
+            match &err {
+                ApplyError::ReadBlob(e) => {
+                    assert_eq!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset,
+                        "{name}/{cut}"
+                    )
+                }
+                other => panic!("{name}/{cut}: expected ReadBlob, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn legacy_nul_type_with_trailing_slash_is_a_directory() {
+    let mut t = TarBuilder::new();
+    let mut h = header(tar::EntryType::Regular, 0, 0o750);
+    h.as_old_mut().linkflag = [0];
+    raw_name(&mut t.b, &mut h, b"olddir/");
+    h.set_cksum();
+    t.b.append(&h, &[][..]).unwrap();
+    t.file("olddir/f", b"x", 0o644);
+    let tar = t.finish();
+    let dir = tempfile::tempdir().unwrap();
+    apply_layer(&tar[..], dir.path(), &opts()).unwrap();
+    let m = fs::metadata(dir.path().join("olddir")).unwrap();
+    assert!(m.is_dir());
+    assert_eq!(m.permissions().mode() & 0o7777, 0o750);
+}

@@ -336,3 +336,76 @@ fn long_names_and_link_targets_round_trip() {
     );
     assert_eq!(snapshot(&dst), snapshot(&src));
 }
+
+#[test]
+fn sparse_file_with_many_extents_uses_extension_headers() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // 60 data extents: 4 fit the GNU header, the rest need three extension blocks.
+    let f = fs::File::create(src.join("holes")).unwrap();
+    f.set_len(64 * MB + 100).unwrap();
+    for i in 0..60u64 {
+        f.write_all_at(&[i as u8 + 1; 4096], i * MB).unwrap();
+    }
+    f.write_all_at(b"tail", 64 * MB + 96).unwrap();
+    drop(f);
+    let mut tar = Vec::new();
+    export_layer(&src, &mut tar).unwrap();
+    assert!(
+        (tar.len() as u64) < MB,
+        "holes were written densely: {}",
+        tar.len()
+    );
+    // The entry really is GNU sparse with extension headers.
+    let h = tar::Header::from_byte_slice(&tar[..512]);
+    assert_eq!(h.entry_type(), tar::EntryType::GNUSparse);
+    assert!(h.as_gnu().unwrap().is_extended());
+    let dst = work.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    apply_layer(
+        &tar[..],
+        &dst,
+        &ApplyOptions {
+            preserve_owner: is_root(),
+        },
+    )
+    .unwrap();
+    let m = fs::metadata(dst.join("holes")).unwrap();
+    assert_eq!(m.len(), 64 * MB + 100);
+    assert!(
+        m.blocks() * 512 < 2 * MB,
+        "not sparse: {} blocks",
+        m.blocks()
+    );
+    assert_eq!(snapshot(&dst), snapshot(&src));
+}
+
+#[test]
+fn blank_numeric_fields_read_as_zero() {
+    // Some writers leave uid/gid/mtime blank; Go's archive/tar (Docker) reads 0.
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path("f").unwrap();
+    h.set_size(2);
+    h.set_mode(0o640);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b"hi"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    apply_layer(
+        &tar[..],
+        dst.path(),
+        &ApplyOptions {
+            preserve_owner: is_root(),
+        },
+    )
+    .unwrap();
+    let m = fs::metadata(dst.path().join("f")).unwrap();
+    assert_eq!(m.mtime(), 0);
+    assert_eq!(m.permissions().mode() & 0o7777, 0o640);
+    if is_root() {
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+    }
+}

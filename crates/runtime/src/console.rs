@@ -46,7 +46,7 @@ pub fn connect(path: &Path) -> Result<OwnedFd, ConsoleError> {
     Ok(s.into())
 }
 
-fn pty<T>(step: &'static str) -> impl FnOnce(nix::Error) -> ConsoleError {
+fn pty(step: &'static str) -> impl FnOnce(nix::Error) -> ConsoleError {
     move |e| ConsoleError::Pty {
         step,
         source: e.into(),
@@ -58,10 +58,10 @@ fn pty<T>(step: &'static str) -> impl FnOnce(nix::Error) -> ConsoleError {
 pub fn setup_pty(socket: RawFd, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
     use nix::fcntl::OFlag;
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(pty::<()>("opening /dev/ptmx"))?;
-    nix::pty::grantpt(&master).map_err(pty::<()>("grantpt"))?;
-    nix::pty::unlockpt(&master).map_err(pty::<()>("unlockpt"))?;
-    let name = nix::pty::ptsname_r(&master).map_err(pty::<()>("ptsname"))?;
+        .map_err(pty("opening /dev/ptmx"))?;
+    nix::pty::grantpt(&master).map_err(pty("grantpt"))?;
+    nix::pty::unlockpt(&master).map_err(pty("unlockpt"))?;
+    let name = nix::pty::ptsname_r(&master).map_err(pty("ptsname"))?;
     if let Some((rows, cols)) = size {
         let ws = libc::winsize {
             ws_row: rows,
@@ -77,8 +77,8 @@ pub fn setup_pty(socket: RawFd, size: Option<(u16, u16)>) -> Result<(), ConsoleE
         OFlag::O_RDWR | OFlag::O_NOCTTY,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(pty::<()>("opening pty slave"))?;
-    nix::unistd::setsid().map_err(pty::<()>("setsid"))?;
+    .map_err(pty("opening pty slave"))?;
+    nix::unistd::setsid().map_err(pty("setsid"))?;
     // SAFETY: TIOCSCTTY takes an int argument; the fd is a tty we opened.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
         return Err(ConsoleError::Pty {

@@ -121,6 +121,8 @@ fn run_one(kind: Kind, hook: &Hook, state_json: &str) -> Result<(), HookError> {
             cmd.env(k, v);
         }
     }
+    // Own process group: a timeout kills the hook and everything it started.
+    cmd.process_group(0);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped());
@@ -136,7 +138,8 @@ fn run_one(kind: Kind, hook: &Hook, state_json: &str) -> Result<(), HookError> {
     if let Some(secs) = hook.timeout().filter(|s| *s > 0)
         && !wait_readable_exit(child.id() as i32, secs)
     {
-        let _ = child.kill();
+        // SAFETY: kill of the hook's own process group (pgid = its pid).
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
         let _ = child.wait();
         return Err(HookError::Timeout { kind, path, secs });
     }
@@ -172,7 +175,10 @@ fn wait_readable_exit(pid: i32, secs: i64) -> bool {
     )];
     let ms = (secs.saturating_mul(1000)).min(i32::MAX as i64) as i32;
     loop {
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX)) {
+        match nix::poll::poll(
+            &mut fds,
+            nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+        ) {
             Ok(0) => return false,
             Ok(_) => return true,
             Err(nix::Error::EINTR) => continue,
@@ -219,8 +225,12 @@ mod tests {
 
     #[test]
     fn failure_and_no_read() {
-        let e = run_all(Kind::Prestart, &[hook(&["sh", "-c", "echo bad >&2; exit 3"])], "{}")
-            .unwrap_err();
+        let e = run_all(
+            Kind::Prestart,
+            &[hook(&["sh", "-c", "echo bad >&2; exit 3"])],
+            "{}",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("exit status 3: bad"), "{e}");
         // Exits without reading a large stdin: no SIGPIPE death, success.
         let big = "x".repeat(1 << 20);

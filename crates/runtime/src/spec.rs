@@ -65,6 +65,9 @@ pub enum SpecError {
         /// The offending name.
         name: String,
     },
+    /// An rlimit type is unknown.
+    #[error("process.rlimits: {0}")]
+    Rlimit(String),
     /// A path the runtime-spec requires to be absolute is relative.
     #[error("{field} must be an absolute path, got {path:?}")]
     RelativePath {
@@ -114,6 +117,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Spec, SpecError> {
     };
     let raw: Value = serde_json::from_slice(bytes).map_err(json_err)?;
     check_raw(&raw)?;
+    crate::security::rlimits::validate_types(&raw).map_err(|e| SpecError::Rlimit(e.to_string()))?;
     let spec: Spec = serde_json::from_slice(bytes).map_err(json_err)?;
     validate(&spec)?;
     Ok(spec)
@@ -132,7 +136,10 @@ fn check_raw(raw: &Value) -> Result<(), SpecError> {
             }
         }
     }
-    if let Some(caps) = raw.pointer("/process/capabilities").and_then(Value::as_object) {
+    if let Some(caps) = raw
+        .pointer("/process/capabilities")
+        .and_then(Value::as_object)
+    {
         for (set, names) in caps {
             for name in names.as_array().into_iter().flatten() {
                 let ok = serde_json::from_value::<Capability>(name.clone()).is_ok()

@@ -207,13 +207,24 @@ impl StateDir {
         self.path.join(START_SOCKET)
     }
 
-    /// Write `state.json` atomically.
+    /// Write `state.json` atomically and durably (fsync file and dir).
     pub fn write_record(&self, record: &Record) -> Result<(), StateError> {
+        self.write_record_with(record, true)
+    }
+
+    /// Write `state.json` atomically (readers never see a torn file) but skip the fsyncs: for
+    /// the short-lived `creating` record, which a crash makes moot anyway (the half-made init
+    /// dies with the machine). Saves ~1-4 ms of journal commits per write on ext4.
+    pub fn write_record_quick(&self, record: &Record) -> Result<(), StateError> {
+        self.write_record_with(record, false)
+    }
+
+    fn write_record_with(&self, record: &Record, durable: bool) -> Result<(), StateError> {
         let bytes = serde_json::to_vec(record).map_err(|source| StateError::Parse {
             path: self.path.join(STATE_FILE),
             source,
         })?;
-        write_atomic(&self.path.join(STATE_FILE), &bytes).map_err(|source| StateError::Io {
+        write_file(&self.path.join(STATE_FILE), &bytes, durable).map_err(|source| StateError::Io {
             step: "writing",
             path: self.path.join(STATE_FILE),
             source,
@@ -253,6 +264,11 @@ impl StateDir {
 
 /// Write `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync the dir.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_file(path, data, true)
+}
+
+/// Atomic replace (temp file + rename), with the fsyncs only when `durable`.
+pub fn write_file(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -269,9 +285,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
             .mode(0o644)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

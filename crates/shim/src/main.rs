@@ -13,12 +13,14 @@ mod console;
 mod daemon;
 mod files;
 mod log;
+mod mem;
 mod oom;
 mod ops;
 mod proc;
 mod proto;
 mod runtime;
 mod shim;
+mod sockpath;
 mod sys;
 
 use std::os::fd::OwnedFd;
@@ -108,6 +110,7 @@ fn main() {
         ready,
         &json!({"ok": true, "shim_pid": std::process::id(), "pid": shim.init.pid}),
     );
+    mem::shed();
     let code = match shim.run() {
         Ok(()) => 0,
         Err(_) => 1,
@@ -123,7 +126,11 @@ fn setup(args: Args) -> Result<shim::Shim, SetupError> {
         source,
     })?;
     let sig: OwnedFd = sys::install_signals().map_err(SetupError::Signals)?;
-    let sock_path = dir.join("shim.sock");
+    let sock_dir = sockpath::SockDir::open(&dir).map_err(|source| SetupError::StateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let sock_path = sock_dir.sock_path("shim.sock");
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path).map_err(|source| SetupError::Listen {
         path: sock_path.clone(),
@@ -138,8 +145,12 @@ fn setup(args: Args) -> Result<shim::Shim, SetupError> {
     let log = log::JsonLog::open(&args.log_path, args.log_max_size, args.log_max_files)
         .map_err(SetupError::Log)?;
     let mut rt = Runtime::new(&args.runtime_root, args.runtime_binary.as_deref());
-    let mut pending = Pending::new(args.terminal, args.stdin, &dir.join("console.sock"))
-        .map_err(SetupError::Stdio)?;
+    let mut pending = Pending::new(
+        args.terminal,
+        args.stdin,
+        &sock_dir.sock_path("console.sock"),
+    )
+    .map_err(SetupError::Stdio)?;
     let console = pending.console.as_ref().map(|c| c.path().to_path_buf());
     let pid_file = dir.join("runtime.pid");
     let created = rt.create(CreateRequest {
@@ -189,6 +200,7 @@ fn setup(args: Args) -> Result<shim::Shim, SetupError> {
         Some(log),
         sig,
         listener,
+        sock_dir,
         init,
         oom_file,
     ))

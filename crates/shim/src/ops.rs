@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::proc::{Pending, Proc};
 use crate::proto::{self, Request};
 use crate::runtime::ExecRequest;
-use crate::shim::{Kind, Shim, Status, Target, frame_header};
+use crate::shim::{Exec, Kind, Shim, Status, Target, frame_header};
 use crate::sys;
 
 impl Shim {
@@ -20,7 +20,10 @@ impl Shim {
             Request::Wait => return self.op_wait(i, None),
             Request::ExecWait { exec_id } => match self.exec_index(&exec_id) {
                 Some(t) => return self.op_wait(i, Some(t)),
-                None => no_such_exec(&exec_id),
+                None => match self.done_execs.iter().rev().find(|(id, _)| *id == exec_id) {
+                    Some((_, code)) => proto::ok(json!({"exit_code": code})),
+                    None => no_such_exec(&exec_id),
+                },
             },
             Request::Pause => self.op_pause(true),
             Request::Resume => self.op_pause(false),
@@ -53,8 +56,8 @@ impl Shim {
         })
     }
 
-    fn exec_index(&self, id: &str) -> Option<usize> {
-        self.execs.iter().position(|(e, _)| e == id)
+    fn exec_index(&self, id: &str) -> Option<u64> {
+        self.execs.iter().find(|e| e.id == id).map(|e| e.key)
     }
 
     fn op_start(&mut self) -> Vec<u8> {
@@ -67,9 +70,28 @@ impl Shim {
         match self.rt.start(&self.args.id) {
             Ok(()) => {
                 self.status = Status::Running;
+                crate::mem::shed();
                 proto::ok(json!({"pid": self.init.pid}))
             }
-            Err(e) => proto::err(&error_chain(&e), Some(e.exit_code())),
+            Err(e) => {
+                let code = e.exit_code();
+                self.after_failed_start(code);
+                proto::err(&error_chain(&e), Some(code))
+            }
+        }
+    }
+
+    /// A failed start usually ends the init. The in-process runtime reaps it itself to learn
+    /// the exit code (ECHILD for us); then the error's code is the exit status.
+    fn after_failed_start(&mut self, code: i32) {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let pid = Pid::from_raw(self.init.pid);
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => self.record_init_exit(c),
+            Ok(WaitStatus::Signaled(_, sig, _)) => self.record_init_exit(128 + sig as i32),
+            Err(nix::errno::Errno::ECHILD) => self.record_init_exit(code),
+            // Still alive: its exit arrives through SIGCHLD like any other.
+            _ => {}
         }
     }
 
@@ -178,9 +200,11 @@ impl Shim {
             return proto::err("exec: process must be an OCI process object", None);
         }
         process["terminal"] = json!(tty);
-        let n = self.execs.len();
+        let n = self.next_exec_key;
+        self.next_exec_key += 1;
         let dir = self.args.state_dir.clone();
-        let pending = match Pending::new(tty, stdin, &dir.join(format!("exec{n}.console.sock"))) {
+        let console_path = self.sock_dir.sock_path(&format!("exec{n}.console.sock"));
+        let pending = match Pending::new(tty, stdin, &console_path) {
             Ok(p) => p,
             Err(e) => return proto::err(&error_chain(&e), None),
         };
@@ -189,20 +213,26 @@ impl Shim {
         let stdio = pending.for_runtime.take();
         let r = self.rt.exec(ExecRequest {
             id: &self.args.id,
+            exec_id: &format!("exec{n}"),
             process: &process,
             console_socket: console.as_deref(),
-            pid_file: &dir.join(format!("exec{n}.pid")),
             stdio,
-            process_file: &dir.join(format!("exec{n}.json")),
+            scratch_dir: &dir,
         });
+        crate::mem::shed();
         let pid = match r {
             Ok(pid) => pid,
             Err(e) => return proto::err(&error_chain(&e), Some(e.exit_code())),
         };
         match pending.finish(pid, true) {
             Ok(p) => {
-                self.execs.push((exec_id, p));
-                // It may have exited (and been reaped as an unknown pid) already: look again.
+                self.execs.push(Exec {
+                    key: n,
+                    id: exec_id,
+                    proc: p,
+                    waited: false,
+                    exited: None,
+                });
                 proto::ok(json!({"pid": pid}))
             }
             Err(e) => proto::err(&error_chain(&e), None),
@@ -261,8 +291,6 @@ impl Shim {
         if let Err(e) = self.rt.delete(&self.args.id) {
             return proto::err(&error_chain(&e), None);
         }
-        let _ = std::fs::remove_file(self.args.state_dir.join("shim.sock"));
-        let _ = std::fs::remove_file(self.args.state_dir.join("shim.pid"));
         self.quit = true;
         proto::ok(json!({}))
     }

@@ -52,8 +52,23 @@ impl Status {
     }
 }
 
-/// Which process a client is about: the init (`None`) or an exec (index in `execs`).
-pub type Target = Option<usize>;
+/// Which process a client is about: the init (`None`) or an exec (its [`Exec::key`]).
+pub type Target = Option<u64>;
+
+/// Exit codes of forgotten execs kept for a late `exec_wait`.
+const DONE_EXECS_KEPT: usize = 256;
+
+/// An exec'd process.
+pub struct Exec {
+    /// Stable key (never reused), also names its scratch files.
+    pub key: u64,
+    /// berthd's exec id.
+    pub id: String,
+    pub proc: Proc,
+    /// An `exec_wait` got the exit code.
+    pub waited: bool,
+    pub exited: Option<Instant>,
+}
 
 /// What a connection is doing.
 pub enum Kind {
@@ -132,8 +147,13 @@ pub struct Shim {
     pub log: Option<JsonLog>,
     pub sig: OwnedFd,
     pub listener: UnixListener,
+    /// The state dir, held open for socket paths longer than `sun_path`.
+    pub sock_dir: crate::sockpath::SockDir,
     pub init: Proc,
-    pub execs: Vec<(String, Proc)>,
+    pub execs: Vec<Exec>,
+    /// Execs already forgotten: (exec id, exit code), oldest first.
+    pub done_execs: std::collections::VecDeque<(String, i32)>,
+    pub next_exec_key: u64,
     pub clients: Vec<Client>,
     pub status: Status,
     pub exit: Option<ExitInfo>,
@@ -162,6 +182,7 @@ impl Shim {
         log: Option<JsonLog>,
         sig: OwnedFd,
         listener: UnixListener,
+        sock_dir: crate::sockpath::SockDir,
         init: Proc,
         oom_file: Option<PathBuf>,
     ) -> Shim {
@@ -171,8 +192,11 @@ impl Shim {
             log,
             sig,
             listener,
+            sock_dir,
             init,
             execs: Vec::new(),
+            done_execs: std::collections::VecDeque::new(),
+            next_exec_key: 0,
             clients: Vec::new(),
             status: Status::Created,
             exit: None,
@@ -186,14 +210,18 @@ impl Shim {
     pub fn proc_mut(&mut self, t: Target) -> Option<&mut Proc> {
         match t {
             None => Some(&mut self.init),
-            Some(i) => self.execs.get_mut(i).map(|(_, p)| p),
+            Some(k) => self
+                .execs
+                .iter_mut()
+                .find(|e| e.key == k)
+                .map(|e| &mut e.proc),
         }
     }
 
     pub fn proc_ref(&self, t: Target) -> Option<&Proc> {
         match t {
             None => Some(&self.init),
-            Some(i) => self.execs.get(i).map(|(_, p)| p),
+            Some(k) => self.execs.iter().find(|e| e.key == k).map(|e| &e.proc),
         }
     }
 
@@ -214,12 +242,8 @@ impl Shim {
             };
             add(self.sig.as_raw_fd(), libc::POLLIN, Tok::Sig);
             add(self.listener.as_raw_fd(), libc::POLLIN, Tok::Listen);
-            let procs = std::iter::once((None, &self.init)).chain(
-                self.execs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, p))| (Some(i), p)),
-            );
+            let procs = std::iter::once((None, &self.init))
+                .chain(self.execs.iter().map(|e| (Some(e.key), &e.proc)));
             for (t, p) in procs {
                 for (j, o) in p.outs.iter().enumerate() {
                     if let Some(fd) = &o.fd {
@@ -263,6 +287,9 @@ impl Shim {
         for c in &mut self.clients {
             c.flush();
         }
+        // No one may connect to a shim that is gone; the exit and pid files stay.
+        let _ = std::fs::remove_file(self.args.state_dir.join("shim.sock"));
+        let _ = std::fs::remove_file(self.args.state_dir.join("shim.pid"));
         Ok(())
     }
 
@@ -305,6 +332,7 @@ impl Shim {
                 c.flush();
             }
         }
+        self.forget_execs();
         let before = self.clients.len();
         self.clients.retain(|c| !c.dead);
         if before > 0 && self.clients.is_empty() {
@@ -314,7 +342,40 @@ impl Shim {
             && self.clients.is_empty()
             && self.idle_since.elapsed() >= IDLE_AFTER_EXIT
         {
+            // Nobody came for the exit: clean the runtime's state (cgroups) like `delete`
+            // would, since no one else will; the exit file stays for berthd.
+            let _ = self.rt.delete(&self.args.id);
             self.quit = true;
+        }
+    }
+
+    /// Drop finished execs nobody needs any more (Docker health checks exec every few seconds
+    /// for the container's whole life): exited, output drained, no client on it, and either
+    /// waited for or exited longer than [`IDLE_AFTER_EXIT`] ago. Their exit codes stay
+    /// available to `exec_wait` in `done_execs`.
+    fn forget_execs(&mut self) {
+        let clients = &self.clients;
+        let in_use = |key: u64| {
+            clients.iter().any(|c| match c.kind {
+                Kind::Wait(t) | Kind::Attach { target: t, .. } => t == Some(key),
+                Kind::Control => false,
+            })
+        };
+        let mut i = 0;
+        while i < self.execs.len() {
+            let e = &self.execs[i];
+            let old = e.exited.is_some_and(|t| t.elapsed() >= IDLE_AFTER_EXIT);
+            if e.proc.finished() && (e.waited || old) && !in_use(e.key) {
+                let e = self.execs.swap_remove(i);
+                if let Some((code, _)) = e.proc.exit {
+                    if self.done_execs.len() >= DONE_EXECS_KEPT {
+                        self.done_execs.pop_front();
+                    }
+                    self.done_execs.push_back((e.id, code));
+                }
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -345,15 +406,28 @@ impl Shim {
         for r in sys::reap_all() {
             if r.pid == self.init.pid && self.init.exit.is_none() {
                 self.on_init_exit(r.status);
-            } else if let Some(i) = self
+            } else if let Some(e) = self
                 .execs
-                .iter()
-                .position(|(_, p)| p.pid == r.pid && p.exit.is_none())
+                .iter_mut()
+                .find(|e| e.proc.pid == r.pid && e.proc.exit.is_none())
             {
-                self.execs[i].1.exit = Some((r.status, files::now_rfc3339_nano()));
-                self.drain_outputs(Some(i));
-                self.answer_waits(Some(i));
+                e.proc.exit = Some((r.status, files::now_rfc3339_nano()));
+                e.exited = Some(Instant::now());
+                // Nobody reads stdin or needs a resize any more.
+                e.proc.stdin = None;
+                e.proc.stdin_buf = Vec::new();
+                e.proc.master = None;
+                let key = Some(e.key);
+                self.drain_outputs(key);
+                self.answer_waits(key);
             }
+        }
+    }
+
+    /// Record the init's end (reaped here or, after a failed start, by the runtime).
+    pub fn record_init_exit(&mut self, status: i32) {
+        if self.init.exit.is_none() {
+            self.on_init_exit(status);
         }
     }
 
@@ -379,6 +453,8 @@ impl Shim {
         self.exit = Some(info);
         self.status = Status::Stopped;
         self.init.stdin = None;
+        self.init.stdin_buf = Vec::new();
+        self.init.master = None;
         self.idle_since = Instant::now();
         self.answer_waits(None);
     }
@@ -391,12 +467,20 @@ impl Shim {
             None => proto::ok(json!({"exit_code": code, "exited_at": at})),
             Some(_) => proto::ok(json!({"exit_code": code})),
         };
+        let mut answered = false;
         for c in &mut self.clients {
             if matches!(c.kind, Kind::Wait(w) if w == t) {
                 c.queue(&resp);
                 c.kind = Kind::Control;
                 c.flush();
+                answered = true;
             }
+        }
+        if answered
+            && let Some(k) = t
+            && let Some(e) = self.execs.iter_mut().find(|e| e.key == k)
+        {
+            e.waited = true;
         }
         // Pipelined requests sent behind the wait are served now.
         for i in 0..self.clients.len() {

@@ -1,8 +1,8 @@
 //! End-to-end tests of the `berth-shim` binary (as root, on the real kernel): spawn it like
 //! berthd does, drive the control socket, check the log, attach streams and exit files.
 //!
-//! Each scenario runs twice: with runc behind the shim (`--runtime-binary`), and with the
-//! in-process berth_runtime library (the default), which is ignored until rt-core is merged.
+//! Each scenario runs twice: with the in-process berth_runtime library (the shim's default) and
+//! with runc behind the shim (`--runtime-binary`, dockerd's `--runtime` equivalent).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -14,7 +14,10 @@ use common::{Backend, Env, Opts, eventually, no_pid_ns, process, vm_rss_kib};
 use serde_json::json;
 
 macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
+    (
+        both: [$($name:ident),* $(,)?],
+        library_ignored: [$($iname:ident => $reason:literal),* $(,)?] $(,)?
+    ) => {
         mod runc {
             $(
                 #[test]
@@ -23,13 +26,27 @@ macro_rules! both_backends {
                     super::$name(super::Backend::Runc);
                 }
             )*
+            $(
+                #[test]
+                fn $iname() {
+                    if !super::common::skip_unless_ready() { return; }
+                    super::$iname(super::Backend::Runc);
+                }
+            )*
         }
         mod library {
             $(
                 #[test]
-                #[ignore = "needs berth_runtime::container (rt-core)"]
                 fn $name() {
+                    if !super::common::skip_unless_ready() { return; }
                     super::$name(super::Backend::Library);
+                }
+            )*
+            $(
+                #[test]
+                #[ignore = $reason]
+                fn $iname() {
+                    super::$iname(super::Backend::Library);
                 }
             )*
         }
@@ -37,25 +54,33 @@ macro_rules! both_backends {
 }
 
 both_backends!(
-    exit_code_through_wait,
-    output_lands_in_json_log,
-    attach_demuxes_stdout_and_stderr,
-    stdin_via_attach_reaches_cat,
-    kill_sigterm_gives_143,
-    tty_echo_and_resize,
-    exec_echo_and_exec_wait,
-    survives_the_death_of_its_spawner,
-    malformed_requests_keep_serving,
-    client_leaving_mid_attach_is_harmless,
-    idle_rss_is_reported,
-    missing_binary_is_127,
-    container_signal_state_is_clean,
-    log_rotation,
-    bad_bundle_fails_the_ready_line,
-    pause_and_resume,
-    tty_exec_with_resize,
-    no_shim_fds_leak_into_the_container,
-    oom_kill_is_reported,
+    both: [
+        exit_code_through_wait,
+        output_lands_in_json_log,
+        attach_demuxes_stdout_and_stderr,
+        stdin_via_attach_reaches_cat,
+        kill_sigterm_gives_143,
+        tty_echo_and_resize,
+        exec_echo_and_exec_wait,
+        survives_the_death_of_its_spawner,
+        malformed_requests_keep_serving,
+        client_leaving_mid_attach_is_harmless,
+        idle_rss_is_reported,
+        missing_binary_is_127,
+        not_executable_is_126,
+        container_signal_state_is_clean,
+        log_rotation,
+        bad_bundle_fails_the_ready_line,
+        tty_exec_with_resize,
+        no_shim_fds_leak_into_the_container,
+        long_state_dir_paths,
+        many_execs_leave_nothing_behind,
+        stdin_nobody_reads_keeps_the_shim_responsive,
+        pause_and_resume,
+        oom_kill_is_reported,
+    ],
+    library_ignored: [
+    ],
 );
 
 fn opts(args: &[&str], backend: Backend) -> Opts {
@@ -106,6 +131,9 @@ fn exit_code_through_wait(b: Backend) {
     eventually("shim exit after delete", || {
         (!env.shim_alive()).then_some(())
     });
+    assert!(!env.sock().exists());
+    assert!(!env.state.join("shim.pid").exists());
+    assert!(env.state.join("exit").exists());
 }
 
 fn output_lands_in_json_log(b: Backend) {
@@ -201,6 +229,13 @@ fn kill_sigterm_gives_143(b: Backend) {
         false
     );
     assert_eq!(env.req(json!({"op": "state"}))["status"], "stopped");
+    // shutdown after the exit: the shim goes, the exit file stays.
+    assert_eq!(env.req(json!({"op": "shutdown"}))["ok"], true);
+    eventually("shim exit after shutdown", || {
+        (!env.shim_alive()).then_some(())
+    });
+    assert!(!env.sock().exists());
+    assert!(env.state.join("exit").exists());
 }
 
 fn tty_echo_and_resize(b: Backend) {
@@ -279,6 +314,10 @@ fn exec_echo_and_exec_wait(b: Backend) {
     let bad = env.req(json!({"op": "exec", "exec_id": "e3", "process": process(&["/no/such"]), "terminal": false, "stdin": false}));
     assert_eq!(bad["ok"], false, "{bad}");
     assert_eq!(bad["exit_code"], 127, "{bad}");
+    // A file that is not executable: 126.
+    let bad = env.req(json!({"op": "exec", "exec_id": "e4", "process": process(&["/etc/passwd"]), "terminal": false, "stdin": false}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert_eq!(bad["exit_code"], 126, "{bad}");
     // The container itself is still running.
     assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
 }
@@ -361,6 +400,22 @@ fn malformed_requests_keep_serving(b: Backend) {
     }
     assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
     assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+    // A line beyond the 1 MiB limit: an error answer and the connection closes.
+    let mut big = env.client();
+    let mut w = big.w.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..40 {
+            if w.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let mut resp = String::new();
+    std::io::BufRead::read_line(&mut big.r, &mut resp).unwrap();
+    assert!(resp.contains("\"ok\":false"), "{resp}");
+    writer.join().unwrap();
+    assert_eq!(env.req(json!({"op": "state"}))["ok"], true);
 }
 
 fn client_leaving_mid_attach_is_harmless(b: Backend) {
@@ -415,23 +470,39 @@ fn idle_rss_is_reported(b: Backend) {
 }
 
 fn missing_binary_is_127(b: Backend) {
-    let mut o = opts(&["/no/such/binary"], b);
+    unrunnable(b, "/no/such/binary", 127);
+}
+
+fn not_executable_is_126(b: Backend) {
+    unrunnable(b, "/etc/passwd", 126);
+}
+
+/// The runtime may find out at create (ready line) or only at start (start answer).
+fn unrunnable(b: Backend, program: &str, code: i32) {
+    let mut o = opts(&[program], b);
     let (mut env, mut cmd) = Env::prepare(&mut o);
     let (rd, wr) = nix::unistd::pipe().unwrap();
     let ready = common::run_with_ready_pipe(&mut cmd, rd, wr);
     env.ready = ready.clone();
-    if ready["ok"] == true {
-        // The runtime may only find out at start.
+    let failure = if ready["ok"] == true {
         let s = env.req(json!({"op": "start"}));
         assert_eq!(s["ok"], false, "{s}");
-        assert_eq!(s["exit_code"], 127, "{s}");
+        // The container is stopped with that status, on disk too.
+        let w = env.req(json!({"op": "wait"}));
+        assert_eq!(w["exit_code"], code, "{w}");
+        let exit: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.state.join("exit")).unwrap()).unwrap();
+        assert_eq!(exit["exit_code"], code);
+        assert_eq!(env.req(json!({"op": "state"}))["status"], "stopped");
+        s
     } else {
-        assert_eq!(ready["exit_code"], 127, "{ready}");
-        assert!(
-            ready["error"].as_str().unwrap().contains("no such"),
-            "{ready}"
-        );
-    }
+        ready
+    };
+    assert_eq!(failure["exit_code"], code, "{failure}");
+    assert!(
+        failure["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failure}"
+    );
 }
 
 fn container_signal_state_is_clean(b: Backend) {
@@ -609,4 +680,94 @@ fn oom_kill_is_reported(b: Backend) {
         serde_json::from_slice(&std::fs::read(env.state.join("exit")).unwrap()).unwrap();
     assert_eq!(exit["oom_killed"], true);
     assert!(!env.log_text("stdout").contains("survived"));
+}
+
+fn long_state_dir_paths(b: Backend) {
+    // shim.sock and console.sock paths beyond sun_path's 108 bytes.
+    let mut o = opts(&["sh", "-c", "read x; echo got-$x"], b);
+    o.terminal = true;
+    o.stdin = true;
+    o.long_state_dir = true;
+    let env = Env::spawn(o);
+    assert!(env.sock().as_os_str().len() > 108);
+    assert_eq!(env.ready["ok"], true, "{}", env.ready);
+    let mut att = env.client().attach(
+        json!({"op": "attach", "stdin": true, "stdout": true, "stderr": true, "exec_id": null}),
+    );
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    att.w.write_all(b"deep\n").unwrap();
+    let mut acc = Vec::new();
+    att.read_until(&mut acc, "got-deep");
+    assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 0);
+}
+
+fn many_execs_leave_nothing_behind(b: Backend) {
+    let env = Env::spawn(opts(&["sleep", "1000"], b));
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", env.shim_pid()))
+            .unwrap()
+            .count()
+    };
+    let run = |id: &str, code: i32| {
+        let cmd = format!("exit {code}");
+        // With stdin and a TTY every other time: the most fds per exec.
+        let tty = code % 2 == 0;
+        let e = env.req(json!({"op": "exec", "exec_id": id, "process": process(&["sh", "-c", &cmd]), "terminal": tty, "stdin": true}));
+        assert_eq!(e["ok"], true, "{e}");
+        let w = env.req(json!({"op": "exec_wait", "exec_id": id}));
+        assert_eq!(w["exit_code"], code, "{w}");
+    };
+    run("warm-up", 0);
+    let before = fds();
+    for i in 0..25 {
+        run(&format!("x{i}"), i % 7);
+    }
+    // Like health checks: many execs, each waited for; the shim's fds do not grow with them.
+    eventually("exec fds released", || (fds() <= before).then_some(()));
+    // A late exec_wait of a finished, forgotten exec still answers.
+    let w = env.req(json!({"op": "exec_wait", "exec_id": "x3"}));
+    assert_eq!(w["exit_code"], 3, "{w}");
+    assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+}
+
+fn stdin_nobody_reads_keeps_the_shim_responsive(b: Backend) {
+    let mut o = opts(&["sleep", "1000"], b);
+    o.stdin = true;
+    let env = Env::spawn(o);
+    let att = env.client().attach(
+        json!({"op": "attach", "stdin": true, "stdout": true, "stderr": true, "exec_id": null}),
+    );
+    assert_eq!(env.req(json!({"op": "start"}))["ok"], true);
+    // 8 MiB into a stdin nobody reads: pipe, shim buffer and socket fill up, the writer blocks.
+    let mut w = att.w.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'y'; 64 * 1024];
+        let mut sent = 0usize;
+        for _ in 0..128 {
+            match w.write_all(&chunk) {
+                Ok(()) => sent += chunk.len(),
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    // Meanwhile the shim answers as usual.
+    for _ in 0..20 {
+        assert_eq!(env.req(json!({"op": "state"}))["status"], "running");
+    }
+    let rss = vm_rss_kib(env.shim_pid());
+    assert!(rss < 64 * 1024, "stdin buffering is capped: {rss} KiB");
+    assert_eq!(
+        env.req(json!({"op": "kill", "signal": 9, "all": false}))["ok"],
+        true
+    );
+    assert_eq!(env.req(json!({"op": "wait"}))["exit_code"], 137);
+    // The attach is closed after the exit, which unblocks the writer.
+    let sent = writer.join().unwrap();
+    assert!(
+        sent < 8 * 1024 * 1024,
+        "the writer was held back ({sent} bytes)"
+    );
+    drop(att);
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_api::ApiError;
 use berth_api::models::ContainerCreateBody;
 use berth_api::query::{
@@ -48,8 +48,29 @@ pub async fn create(
 }
 
 /// `GET /containers/json`.
-pub async fn list(State(d): D, DockerQuery(q): DockerQuery<ContainerListQuery>) -> ApiResult<Response> {
-    Ok(Json(list::list(&d, &q)?).into_response())
+pub async fn list(
+    State(d): D,
+    DockerQuery(q): DockerQuery<ContainerListQuery>,
+) -> ApiResult<Response> {
+    let mut items = list::list(&d, &q)?;
+    if q.size {
+        let ids: Vec<String> = items.iter().filter_map(|s| s.id.clone()).collect();
+        let sizes = d
+            .blocking(move |d| {
+                Ok(ids
+                    .iter()
+                    .map(|id| d.images.container_size(id).ok())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        for (s, size) in items.iter_mut().zip(sizes) {
+            if let Some((rw, root)) = size {
+                s.size_rw = i64::try_from(rw).ok();
+                s.size_root_fs = i64::try_from(root).ok();
+            }
+        }
+    }
+    Ok(Json(items).into_response())
 }
 
 /// `GET /containers/{id}/json`.
@@ -61,6 +82,20 @@ pub async fn inspect(State(d): D, Path(id): Path<String>) -> ApiResult<Response>
     Ok(Json(body).into_response())
 }
 
+/// `GET /containers/{id}/changes` (`docker diff`).
+pub async fn changes(State(d): D, Path(id): Path<String>) -> ApiResult<Response> {
+    let e = d.containers.get(&id)?;
+    let cid = e.id.clone();
+    let list = d
+        .blocking(move |d| d.images.changes(&cid).map_err(crate::images::api_error))
+        .await?;
+    let out: Vec<serde_json::Value> = list
+        .iter()
+        .map(|c| json!({"Path": c.path, "Kind": c.kind as u8}))
+        .collect();
+    Ok(Json(out).into_response())
+}
+
 /// `POST /containers/{id}/start`.
 pub async fn start(State(d): D, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let e = d.containers.get(&id)?;
@@ -68,20 +103,34 @@ pub async fn start(State(d): D, Path(id): Path<String>) -> ApiResult<StatusCode>
 }
 
 /// `POST /containers/{id}/stop`.
-pub async fn stop(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerStopQuery>) -> ApiResult<StatusCode> {
+pub async fn stop(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerStopQuery>,
+) -> ApiResult<StatusCode> {
     let e = d.containers.get(&id)?;
-    Ok(status(lifecycle::stop(&d, &e, q.t, q.signal.as_deref()).await?))
+    Ok(status(
+        lifecycle::stop(&d, &e, q.t, q.signal.as_deref()).await?,
+    ))
 }
 
 /// `POST /containers/{id}/restart`.
-pub async fn restart(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerStopQuery>) -> ApiResult<StatusCode> {
+pub async fn restart(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerStopQuery>,
+) -> ApiResult<StatusCode> {
     let e = d.containers.get(&id)?;
     lifecycle::restart(&d, &e, q.t, q.signal.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /containers/{id}/kill`.
-pub async fn kill(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerKillQuery>) -> ApiResult<StatusCode> {
+pub async fn kill(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerKillQuery>,
+) -> ApiResult<StatusCode> {
     let e = d.containers.get(&id)?;
     lifecycle::kill(&d, &e, q.signal.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -102,7 +151,11 @@ pub async fn unpause(State(d): D, Path(id): Path<String>) -> ApiResult<StatusCod
 }
 
 /// `POST /containers/{id}/wait`.
-pub async fn wait(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerWaitQuery>) -> ApiResult<Response> {
+pub async fn wait(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerWaitQuery>,
+) -> ApiResult<Response> {
     let cond = q.condition.unwrap_or_default();
     let e = match d.containers.get(&id) {
         Ok(e) => e,
@@ -110,21 +163,45 @@ pub async fn wait(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQue
             if cond == "removed"
                 && let Some(code) = d.recently_removed(&id)
             {
-                return Ok(Json(berth_api::types::WaitResponse { status_code: code, error: None }).into_response());
+                return Ok(Json(berth_api::types::WaitResponse {
+                    status_code: code,
+                    error: None,
+                })
+                .into_response());
             }
             return Err(err.into());
         }
     };
-    let body = match lifecycle::wait(&e, &cond).await {
-        Ok(b) => b,
-        Err(err) if err.http_status() == 400 => return Err(err.into()),
-        Err(err) => lifecycle::wait_failed(err.message),
-    };
-    Ok(Json(body).into_response())
+    let pending = lifecycle::wait_begin(&e, &cond)?;
+    // Headers go out now; the body when the condition is met (the docker CLI waits for the
+    // headers before it sends `start`).
+    let mut shutdown = d.shutting_down.subscribe();
+    let body = futures_util::stream::once(async move {
+        let resp = tokio::select! {
+            r = pending.finish() => match r {
+                Ok(b) => b,
+                Err(err) => lifecycle::wait_failed(err.message),
+            },
+            _ = shutdown.wait_for(|s| *s) => lifecycle::wait_failed("berthd is shutting down".to_owned()),
+        };
+        let mut v = serde_json::to_vec(&resp).unwrap_or_default();
+        v.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(v))
+    });
+    let mut r = Response::new(axum::body::Body::from_stream(body));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }
 
 /// `DELETE /containers/{id}`.
-pub async fn remove(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerRemoveQuery>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerRemoveQuery>,
+) -> ApiResult<StatusCode> {
     if q.link {
         return Err(ApiError::not_implemented("legacy links are not supported").into());
     }
@@ -141,7 +218,9 @@ pub async fn prune(State(d): D, DockerQuery(q): DockerQuery<PruneQuery>) -> ApiR
     let mut deleted = Vec::new();
     for e in d.containers.all() {
         let rec = e.snapshot();
-        if rec.state.running || !filters.match_labels("label", &rec.config.labels.clone().unwrap_or_default()) {
+        if rec.state.running
+            || !filters.match_labels("label", &rec.config.labels.clone().unwrap_or_default())
+        {
             continue;
         }
         if lifecycle::remove(&d, &e, false).await.is_ok() {
@@ -152,22 +231,35 @@ pub async fn prune(State(d): D, DockerQuery(q): DockerQuery<PruneQuery>) -> ApiR
 }
 
 /// `POST /containers/{id}/rename`.
-pub async fn rename(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerRenameQuery>) -> ApiResult<StatusCode> {
+pub async fn rename(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerRenameQuery>,
+) -> ApiResult<StatusCode> {
     let e = d.containers.get(&id)?;
     let new = names::validate(q.name.as_deref().unwrap_or(""))?;
     let old = e.with(|r| r.name.clone());
     if old == new {
-        return Err(ApiError::conflict("Renaming a container with the same name as its current name").into());
+        return Err(ApiError::conflict(
+            "Renaming a container with the same name as its current name",
+        )
+        .into());
     }
     d.containers.reserve_name(&new, &e.id)?;
     e.with(|r| r.name = new.clone());
     d.containers.release_name(&old);
     files::save_record(&d.container_dir(&e.id), &e.snapshot())?;
+    d.events
+        .container(&e.snapshot(), "rename", &[("oldName", old.clone())]);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /containers/{id}/resize`.
-pub async fn resize(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ResizeQuery>) -> ApiResult<StatusCode> {
+pub async fn resize(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ResizeQuery>,
+) -> ApiResult<StatusCode> {
     let e = d.containers.get(&id)?;
     let (h, w) = (q.h.unwrap_or(0), q.w.unwrap_or(0));
     if h < 0 || w < 0 || h > 65535 || w > 65535 {
@@ -176,9 +268,12 @@ pub async fn resize(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQ
     if !e.with(|r| r.state.running) {
         return Err(ApiError::conflict(format!("Container {} is not running", e.id)).into());
     }
-    shim::call(&d.state_dir(&e.id).join("shim.sock"), json!({"op":"resize","height":h,"width":w,"exec_id":null}))
-        .await
-        .map_err(|err| ApiError::internal(format!("resizing: {err}")))?;
+    shim::call(
+        &d.state_dir(&e.id).join("shim.sock"),
+        json!({"op":"resize","height":h,"width":w,"exec_id":null}),
+    )
+    .await
+    .map_err(|err| ApiError::internal(format!("resizing: {err}")))?;
     Ok(StatusCode::OK)
 }
 
@@ -187,10 +282,20 @@ fn descendants(root: i64) -> Vec<i64> {
     let mut children: std::collections::HashMap<i64, Vec<i64>> = Default::default();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for ent in rd.flatten() {
-            let Ok(pid) = ent.file_name().to_string_lossy().parse::<i64>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-            let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
-            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse::<i64>().ok()) {
+            let Ok(pid) = ent.file_name().to_string_lossy().parse::<i64>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+                continue;
+            };
+            if let Some(ppid) = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<i64>().ok())
+            {
                 children.entry(ppid).or_default().push(pid);
             }
         }
@@ -207,7 +312,11 @@ fn descendants(root: i64) -> Vec<i64> {
 }
 
 /// `GET /containers/{id}/top`: the host's `ps`, filtered to the container's processes.
-pub async fn top(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerTopQuery>) -> ApiResult<Response> {
+pub async fn top(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerTopQuery>,
+) -> ApiResult<Response> {
     let e = d.containers.get(&id)?;
     let (running, pid) = e.with(|r| (r.state.running, r.state.pid));
     if !running {
@@ -238,7 +347,9 @@ pub async fn top(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuer
     let mut procs = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let Some(p) = fields.get(pid_col).and_then(|p| p.parse::<i64>().ok()) else { continue };
+        let Some(p) = fields.get(pid_col).and_then(|p| p.parse::<i64>().ok()) else {
+            continue;
+        };
         if !pids.contains(&p) {
             continue;
         }
@@ -252,19 +363,28 @@ pub async fn top(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuer
 
 fn byte_stream(rx: tokio::sync::mpsc::Receiver<Bytes>) -> axum::body::Body {
     let s = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     });
     axum::body::Body::from_stream(s)
 }
 
 /// `GET /containers/{id}/logs`.
-pub async fn logs(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ContainerLogsQuery>) -> ApiResult<Response> {
+pub async fn logs(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ContainerLogsQuery>,
+) -> ApiResult<Response> {
     let e = d.containers.get(&id)?;
     let rec = e.snapshot();
     let opts = LogOptions::from_query(&q, rec.config.tty == Some(true))?;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let e2 = e.clone();
-    logs::stream(rec.log_path.into(), opts, tx, move || e2.lifecycle.borrow().running);
+    let shutdown = d.shutting_down.subscribe();
+    logs::stream(rec.log_path.into(), opts, tx, move || {
+        e2.lifecycle.borrow().running && !*shutdown.borrow()
+    });
     let mut r = Response::new(byte_stream(rx));
     r.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -283,7 +403,10 @@ pub async fn attach(
 ) -> ApiResult<Response> {
     let e = d.containers.get(&id)?;
     if !req.headers().contains_key(axum::http::header::UPGRADE) {
-        return Err(ApiError::invalid("attach requires an HTTP upgrade (Connection: Upgrade, Upgrade: tcp)").into());
+        return Err(ApiError::invalid(
+            "attach requires an HTTP upgrade (Connection: Upgrade, Upgrade: tcp)",
+        )
+        .into());
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let rec = e.snapshot();
@@ -292,11 +415,18 @@ pub async fn attach(
     if q.stream {
         let _op = e.op.lock().await;
         if e.with(|r| r.state.running) {
-            let s = shim::attach(&d.state_dir(&e.id).join("shim.sock"), q.stdin, q.stdout, q.stderr, None)
-                .await
-                .map_err(|err| ApiError::internal(format!("attaching: {err}")))?;
+            let s = shim::attach(
+                &d.state_dir(&e.id).join("shim.sock"),
+                q.stdin,
+                q.stdout,
+                q.stderr,
+                None,
+            )
+            .await
+            .map_err(|err| ApiError::internal(format!("attaching: {err}")))?;
             let _ = tx.send(Ok(s));
-        } else if rec.state.status() == "created" || rec.state.restarting {
+        } else if !rec.state.removal_in_progress && !rec.state.dead {
+            // Not running: connect when it next starts (`docker start -a`, `docker run`).
             lock(&e.pending_attach).push(PendingAttach {
                 stdin: q.stdin,
                 stdout: q.stdout,
@@ -323,7 +453,12 @@ pub async fn attach(
         let mut client = TokioIo::new(upgraded);
         if q.logs {
             let (ltx, mut lrx) = tokio::sync::mpsc::channel(64);
-            logs::stream(log_path.into(), LogOptions::replay(q.stdout, q.stderr, tty), ltx, || false);
+            logs::stream(
+                log_path.into(),
+                LogOptions::replay(q.stdout, q.stderr, tty),
+                ltx,
+                || false,
+            );
             while let Some(b) = lrx.recv().await {
                 if client.write_all(&b).await.is_err() {
                     return;

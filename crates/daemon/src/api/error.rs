@@ -25,8 +25,7 @@ impl IntoResponse for HttpError {
 
 /// Docker's error response: status from the kind, `{"message": ...}` body.
 pub fn error_response(e: &ApiError) -> Response {
-    let status =
-        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status.is_server_error() {
         tracing::warn!(status = status.as_u16(), message = %e.message, "request failed");
     } else {

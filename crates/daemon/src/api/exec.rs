@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_api::ApiError;
 use berth_api::models::{ExecConfig, ExecStartConfig};
 use berth_api::query::ResizeQuery;
@@ -24,19 +24,28 @@ use crate::exec::ExecInstance;
 type D = State<Arc<Daemon>>;
 
 /// `POST /containers/{id}/exec`.
-pub async fn create(State(d): D, Path(id): Path<String>, DockerJson(cfg): DockerJson<ExecConfig>) -> ApiResult<Response> {
+pub async fn create(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerJson(cfg): DockerJson<ExecConfig>,
+) -> ApiResult<Response> {
     let e = d.containers.get(&id)?;
     let (running, paused) = e.with(|r| (r.state.running, r.state.paused));
     if !running {
         return Err(ApiError::conflict(format!("Container {} is not running", e.id)).into());
     }
     if paused {
-        return Err(ApiError::conflict(format!("Container {} is paused, unpause the container before exec", e.id)).into());
+        return Err(ApiError::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            e.id
+        ))
+        .into());
     }
     if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
         return Err(ApiError::invalid("No exec command specified").into());
     }
-    let exec_id = crate::fsutil::random_hex(32).map_err(|err| ApiError::internal(format!("generating id: {err}")))?;
+    let exec_id = crate::fsutil::random_hex(32)
+        .map_err(|err| ApiError::internal(format!("generating id: {err}")))?;
     d.execs.insert(ExecInstance {
         id: exec_id.clone(),
         container_id: e.id.clone(),
@@ -49,11 +58,18 @@ pub async fn create(State(d): D, Path(id): Path<String>, DockerJson(cfg): Docker
     Ok((StatusCode::CREATED, Json(IdResponse { id: exec_id })).into_response())
 }
 
-async fn launch(d: &Arc<Daemon>, ex: &ExecInstance, tty: bool) -> Result<std::path::PathBuf, ApiError> {
+async fn launch(
+    d: &Arc<Daemon>,
+    ex: &ExecInstance,
+    tty: bool,
+) -> Result<std::path::PathBuf, ApiError> {
     let entry = d.containers.get(&ex.container_id)?;
     let rec = entry.snapshot();
     if !rec.state.running {
-        return Err(ApiError::conflict(format!("Container {} is not running", rec.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            rec.id
+        )));
     }
     let mut env = spec::init_env(&rec);
     for kv in ex.config.env.as_deref().unwrap_or(&[]) {
@@ -122,7 +138,10 @@ pub async fn start(State(d): D, Path(id): Path<String>, mut req: Request) -> Api
     let body: Option<ExecStartConfig> = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?)
+        Some(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?,
+        )
     };
     if ex.started {
         return Err(ApiError::conflict(format!("Error: Exec command {id} has already run")).into());
@@ -136,7 +155,10 @@ pub async fn start(State(d): D, Path(id): Path<String>, mut req: Request) -> Api
         return Ok(StatusCode::OK.into_response());
     }
     let Some(on_upgrade) = on_upgrade else {
-        return Err(ApiError::invalid("exec start requires an HTTP upgrade (Connection: Upgrade, Upgrade: tcp)").into());
+        return Err(ApiError::invalid(
+            "exec start requires an HTTP upgrade (Connection: Upgrade, Upgrade: tcp)",
+        )
+        .into());
     };
     let entry = d.containers.get(&ex.container_id)?;
     let sock = launch(&d, &ex, tty).await?;
@@ -163,7 +185,13 @@ pub async fn start(State(d): D, Path(id): Path<String>, mut req: Request) -> Api
                 let d3 = d2.clone();
                 let sock2 = sock.clone();
                 let id2 = ex.id.clone();
-                bridge_then(c2, s2, stdin, async move { wait_exec(&d3, &sock2, &id2).await }).await;
+                bridge_then(
+                    c2,
+                    s2,
+                    stdin,
+                    async move { wait_exec(&d3, &sock2, &id2).await },
+                )
+                .await;
             }
             Err(err) => {
                 tracing::debug!(error = %err, "exec upgrade failed");
@@ -175,13 +203,20 @@ pub async fn start(State(d): D, Path(id): Path<String>, mut req: Request) -> Api
 }
 
 /// Bridges, running `before_close` after the shim side ended but before the client sees EOF.
-async fn bridge_then<C, F>(client: C, shim_stream: tokio::net::UnixStream, stdin: bool, before_close: F)
-where
+async fn bridge_then<C, F>(
+    client: C,
+    shim_stream: tokio::net::UnixStream,
+    stdin: bool,
+    before_close: F,
+) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: std::future::Future<Output = ()>,
 {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let gate = GateIo { inner: client, release: Some(rx) };
+    let gate = GateIo {
+        inner: client,
+        release: Some(rx),
+    };
     let bridged = bridge(gate, shim_stream, stdin);
     let hook = async move {
         before_close.await;
@@ -198,19 +233,33 @@ struct GateIo<C> {
 }
 
 impl<C: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for GateIo<C> {
-    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl<C: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for GateIo<C> {
-    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
         std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         let me = self.get_mut();
         if let Some(rx) = me.release.as_mut() {
             match std::pin::Pin::new(rx).poll(cx) {
@@ -225,12 +274,19 @@ impl<C: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for GateIo<C> {
 use std::future::Future as _;
 
 /// `POST /exec/{id}/resize`.
-pub async fn resize(State(d): D, Path(id): Path<String>, DockerQuery(q): DockerQuery<ResizeQuery>) -> ApiResult<StatusCode> {
+pub async fn resize(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<ResizeQuery>,
+) -> ApiResult<StatusCode> {
     let ex = d.execs.get(&id)?;
     let sock = d.state_dir(&ex.container_id).join("shim.sock");
-    shim::call(&sock, json!({"op":"resize","height":q.h.unwrap_or(0),"width":q.w.unwrap_or(0),"exec_id":ex.id}))
-        .await
-        .map_err(|err| ApiError::internal(format!("resizing exec: {err}")))?;
+    shim::call(
+        &sock,
+        json!({"op":"resize","height":q.h.unwrap_or(0),"width":q.w.unwrap_or(0),"exec_id":ex.id}),
+    )
+    .await
+    .map_err(|err| ApiError::internal(format!("resizing exec: {err}")))?;
     Ok(StatusCode::OK)
 }
 

@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_api::ApiError;
 use berth_api::query::{ImageListQuery, ImageLoadQuery, ImageRemoveQuery, ImageTagQuery};
 use berth_api::types::ProgressMessage;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use super::error::ApiResult;
 use super::query::DockerQuery;
@@ -21,41 +20,47 @@ use crate::daemon::Daemon;
 
 type D = State<Arc<Daemon>>;
 
-/// Largest image archive accepted by `/images/load`.
-const MAX_ARCHIVE: u64 = 64 * 1024 * 1024 * 1024;
-
-/// `POST /images/load`: the body (a `docker save` tar) is spooled to a temp file in the data
-/// root, then loaded by the store; progress is Docker's JSON lines.
-pub async fn load(State(d): D, DockerQuery(q): DockerQuery<ImageLoadQuery>, req: Request) -> ApiResult<Response> {
-    let tmp_dir = d.config.data_root.join("tmp");
-    std::fs::create_dir_all(&tmp_dir).map_err(|e| ApiError::internal(format!("creating {}: {e}", tmp_dir.display())))?;
-    let path = tmp_dir.join(format!("load-{}.tar", crate::fsutil::random_hex(8).unwrap_or_default()));
-    let guard = TempFile(path.clone());
-    let mut file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::internal(format!("creating {}: {e}", path.display())))?;
-    let mut body = req.into_body().into_data_stream();
-    let mut total: u64 = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading request body: {e}")))?;
-        total += chunk.len() as u64;
-        if total > MAX_ARCHIVE {
-            return Err(ApiError::new(berth_api::ErrorKind::PayloadTooLarge, "image archive too large").into());
+/// `POST /images/load`: the body (a `docker save` tar) streams into the store as it
+/// arrives; the answer is Docker's JSON lines.
+pub async fn load(
+    State(d): D,
+    DockerQuery(_q): DockerQuery<ImageLoadQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let loader = d.blocking(move |d| {
+        let reader = super::transfer::ChannelReader::new(rx);
+        d.images.load(reader).map_err(crate::images::api_error)
+    });
+    let feed = async move {
+        let mut body = req.into_body().into_data_stream();
+        while let Some(chunk) = body.next().await {
+            let item = chunk.map_err(|e| format!("reading request body: {e}"));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
         }
-        file.write_all(&chunk).await.map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
-    }
-    file.flush().await.map_err(|e| ApiError::internal(format!("spooling archive: {e}")))?;
-    drop(file);
-    let p2 = path.clone();
-    let messages = d.blocking(move |d| d.images.load(&p2)).await?;
-    drop(guard);
+    };
+    let (loaded, ()) = tokio::join!(loader, feed);
+    let loaded = loaded?;
     let mut out = String::new();
-    for m in messages {
-        let line = ProgressMessage { stream: Some(format!("{m}\n")), ..Default::default() };
-        out.push_str(&serde_json::to_string(&line).unwrap_or_default());
-        out.push('\n');
+    for img in loaded {
+        let name = img
+            .repo_tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| img.id.clone());
+        d.events.image("load", &img.id, &name);
+        for m in img.messages() {
+            let line = ProgressMessage {
+                stream: Some(format!("{m}\n")),
+                ..Default::default()
+            };
+            out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+            out.push('\n');
+        }
     }
-    let _ = q.quiet;
     let mut r = Response::new(Body::from(out));
     r.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -64,24 +69,25 @@ pub async fn load(State(d): D, DockerQuery(q): DockerQuery<ImageLoadQuery>, req:
     Ok(r)
 }
 
-struct TempFile(std::path::PathBuf);
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// `GET /images/json`.
 pub async fn list(State(d): D, DockerQuery(q): DockerQuery<ImageListQuery>) -> ApiResult<Response> {
     let filters = berth_api::Filters::parse(q.filters.as_deref().unwrap_or(""))?;
     filters.validate(&["dangling", "label", "before", "since", "reference"])?;
-    let all = q.all;
-    let mut images = d.blocking(move |d| d.images.list(all)).await?;
+    let uses = crate::images::uses(&d);
+    let mut images = d
+        .blocking(move |d| d.images.list(Some(&uses)).map_err(crate::images::api_error))
+        .await?;
     if filters.contains("reference") {
-        let wanted = filters.get("reference").iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let wanted: Vec<String> = filters
+            .get("reference")
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         images.retain(|i| {
             i.repo_tags.iter().any(|t| {
-                wanted.iter().any(|w| t == w || t.split(':').next() == Some(w.as_str()))
+                wanted
+                    .iter()
+                    .any(|w| t == w || t.rsplit_once(':').map(|(repo, _)| repo) == Some(w.as_str()))
             })
         });
     }
@@ -90,7 +96,14 @@ pub async fn list(State(d): D, DockerQuery(q): DockerQuery<ImageListQuery>) -> A
         images.retain(|i| i.repo_tags.is_empty() == dangling);
     }
     if filters.contains("label") {
-        images.retain(|i| filters.match_labels("label", &i.labels));
+        images.retain(|i| {
+            let labels: std::collections::HashMap<String, String> = i
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            filters.match_labels("label", &labels)
+        });
     }
     Ok(Json(images).into_response())
 }
@@ -106,35 +119,89 @@ pub async fn by_name(
     let name = name.to_owned();
     match (method, action) {
         (Method::GET, "json") => {
-            let img = d.blocking(move |d| d.images.inspect(&name)).await?;
+            let img = d
+                .blocking(move |d| d.images.inspect(&name).map_err(crate::images::api_error))
+                .await?;
             Ok(Json(img).into_response())
+        }
+        (Method::GET, "get") => super::transfer::save_names(&d, vec![name]).await,
+        (Method::GET, "history") => {
+            let h = d
+                .blocking(move |d| d.images.history(&name).map_err(crate::images::api_error))
+                .await?;
+            Ok(Json(h).into_response())
         }
         (Method::POST, "tag") => {
             let repo = tq.repo.unwrap_or_default();
             if repo.is_empty() {
-                return Err(ApiError::invalid("repository name must have at least one component").into());
+                return Err(
+                    ApiError::invalid("repository name must have at least one component").into(),
+                );
             }
-            let tag = tq.tag.filter(|t| !t.is_empty()).unwrap_or_else(|| "latest".to_owned());
-            d.blocking(move |d| d.images.tag(&name, &repo, &tag)).await?;
+            let tag = tq
+                .tag
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "latest".to_owned());
+            let target = format!("{repo}:{tag}");
+            let t2 = target.clone();
+            let id = d
+                .blocking(move |d| {
+                    d.images.tag(&name, &t2).map_err(crate::images::api_error)?;
+                    d.images.resolve(&t2).map_err(crate::images::api_error)
+                })
+                .await?;
+            d.events.image("tag", &id, &target);
             Ok(StatusCode::CREATED.into_response())
         }
-        (m, a) => Err(ApiError::not_implemented(format!("not implemented: {m} /images/{rest}", rest = format!("{name}/{a}"))).into()),
+        (m, _) => {
+            Err(ApiError::not_implemented(format!("not implemented: {m} /images/{rest}")).into())
+        }
     }
 }
 
 /// `DELETE /images/{name}`.
-pub async fn remove(State(d): D, Path(name): Path<String>, DockerQuery(q): DockerQuery<ImageRemoveQuery>) -> ApiResult<Response> {
-    let used: Vec<(String, String)> = d
-        .containers
-        .all()
-        .iter()
-        .map(|e| e.with(|r| (r.image_id.clone(), r.id.clone())))
-        .collect();
+pub async fn remove(
+    State(d): D,
+    Path(name): Path<String>,
+    DockerQuery(q): DockerQuery<ImageRemoveQuery>,
+) -> ApiResult<Response> {
+    let uses = crate::images::uses(&d);
     let items = d
         .blocking(move |d| {
-            let in_use = |image_id: &str| used.iter().any(|(i, _)| i == image_id);
-            d.images.delete(&name, q.force, q.noprune, &in_use)
+            d.images
+                .delete(&name, q.force, q.noprune, &uses)
+                .map_err(crate::images::api_error)
         })
         .await?;
+    for it in &items {
+        match it {
+            berth_image::delete::DeleteResponseItem::Untagged(r) => d.events.image("untag", r, r),
+            berth_image::delete::DeleteResponseItem::Deleted(id) => {
+                d.events.image("delete", id, id)
+            }
+        }
+    }
     Ok(Json(items).into_response())
+}
+
+/// `POST /images/prune` (`dangling=false` in the filters prunes every unused image).
+pub async fn prune(
+    State(d): D,
+    DockerQuery(q): DockerQuery<berth_api::query::PruneQuery>,
+) -> ApiResult<Response> {
+    let filters = berth_api::Filters::parse(q.filters.as_deref().unwrap_or(""))?;
+    filters.validate(&["dangling"])?;
+    let dangling_only = !filters
+        .get("dangling")
+        .iter()
+        .any(|v| matches!(*v, "false" | "0"));
+    let uses = crate::images::uses(&d);
+    let (items, reclaimed) = d
+        .blocking(move |d| {
+            d.images
+                .prune(dangling_only, &uses)
+                .map_err(crate::images::api_error)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"ImagesDeleted": if items.is_empty() { None } else { Some(items) }, "SpaceReclaimed": reclaimed})).into_response())
 }

@@ -30,11 +30,9 @@ where
         } else {
             serde_json::from_slice::<T>(&bytes)
         };
-        result.map(DockerJson).map_err(|e| {
-            HttpError(ApiError::invalid(format!(
-                "invalid JSON: {e}"
-            )))
-        })
+        result
+            .map(DockerJson)
+            .map_err(|e| HttpError(ApiError::invalid(format!("invalid JSON: {e}"))))
     }
 }
 
@@ -49,7 +47,10 @@ pub async fn read_limited<S: Send + Sync>(req: Request, state: &S) -> Result<Byt
                 format!("request body larger than {MAX_JSON_BODY} bytes"),
             ))
         } else {
-            HttpError(ApiError::invalid(format!("reading request body: {}", rej.body_text())))
+            HttpError(ApiError::invalid(format!(
+                "reading request body: {}",
+                rej.body_text()
+            )))
         }
     })
 }

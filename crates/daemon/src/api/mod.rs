@@ -5,12 +5,14 @@
 
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod json;
 pub mod query;
 pub mod stream;
 pub mod system;
+pub mod transfer;
 pub mod version;
 
 use std::sync::Arc;
@@ -51,6 +53,8 @@ fn container_routes() -> Router<Arc<Daemon>> {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/export", get(transfer::export))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}", delete(containers::remove))
 }
@@ -65,8 +69,35 @@ fn exec_routes() -> Router<Arc<Daemon>> {
 fn image_routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/images/load", post(images::load))
+        .route("/images/get", get(transfer::save))
+        .route("/images/create", post(transfer::create))
+        .route("/commit", post(transfer::commit))
         .route("/images/json", get(images::list))
-        .route("/images/{*rest}", get(images::by_name).post(images::by_name).delete(images::remove))
+        .route("/images/prune", post(images::prune))
+        .route(
+            "/images/{*rest}",
+            get(images::by_name)
+                .post(images::by_name)
+                .delete(images::remove),
+        )
+}
+
+/// berthd has no user-defined networks, volumes or plugins yet: looking one up by name is an
+/// honest 404 (the docker CLI's type-less `inspect` walks these after containers and images).
+fn lookup_only_routes() -> Router<Arc<Daemon>> {
+    async fn network(axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+        error_response(&ApiError::not_found(format!("network {id} not found")))
+    }
+    async fn volume(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+        error_response(&ApiError::not_found(format!("get {name}: no such volume")))
+    }
+    async fn plugin(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+        error_response(&ApiError::not_found(format!("plugin \"{name}\" not found")))
+    }
+    Router::new()
+        .route("/networks/{id}", get(network))
+        .route("/volumes/{name}", get(volume))
+        .route("/plugins/{name}/json", get(plugin))
 }
 
 fn system_routes() -> Router<Arc<Daemon>> {
@@ -74,6 +105,8 @@ fn system_routes() -> Router<Arc<Daemon>> {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/events", get(events::events))
+        .route("/system/df", get(system::df))
 }
 
 /// The whole route table (paths without the version prefix).
@@ -83,9 +116,45 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(container_routes())
         .merge(exec_routes())
         .merge(image_routes())
+        .merge(lookup_only_routes())
         .fallback(not_implemented)
         .method_not_allowed_fallback(not_implemented)
+        // Bodies are bounded by our own extractors (json::MAX_JSON_BODY) or streamed (load).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(daemon)
+}
+
+/// Error responses produced outside our handlers (axum's extractor rejections: a path that
+/// is not UTF-8, a bad query) get Docker's JSON shape too.
+async fn json_errors(resp: Response) -> Response {
+    use http_body_util::BodyExt;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (_, body) = resp.into_parts();
+    let limited = http_body_util::Limited::new(body, 64 * 1024);
+    let text = match limited.collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let kind = match status.as_u16() {
+        404 => berth_api::ErrorKind::NotFound,
+        409 => berth_api::ErrorKind::Conflict,
+        413 => berth_api::ErrorKind::PayloadTooLarge,
+        501 => berth_api::ErrorKind::NotImplemented,
+        503 => berth_api::ErrorKind::Unavailable,
+        s if s < 500 => berth_api::ErrorKind::InvalidParameter,
+        _ => berth_api::ErrorKind::Internal,
+    };
+    let mut r = error_response(&ApiError::new(kind, text.trim().to_owned()));
+    *r.status_mut() = status;
+    r
 }
 
 /// Serves one request: strips and checks `/v1.xx`, routes, adds Docker's headers.
@@ -97,7 +166,7 @@ where
     let mut req = req.map(Body::new);
     let path = req.uri().path().to_owned();
     let (ver, rest) = version::split_version(&path);
-    let mut resp = match ver.map(version::check_version) {
+    let resp = match ver.map(version::check_version) {
         Some(Err(e)) => error_response(&e),
         other => {
             let v = match other {
@@ -127,10 +196,80 @@ where
             resp
         }
     };
+    let mut resp = json_errors(resp).await;
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert("Server", HeaderValue::from_static("Docker/berth-0.1.0 (linux)"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static("Docker/berth-0.1.0 (linux)"),
+    );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Flags};
+    use clap::Parser;
+    use http_body_util::BodyExt;
+
+    fn daemon(dir: &std::path::Path) -> Arc<Daemon> {
+        let flags = Flags::parse_from([
+            "berthd",
+            "--data-root",
+            dir.to_str().unwrap(),
+            "--exec-root",
+            dir.join("exec").to_str().unwrap(),
+        ]);
+        let config = Config::merge(&flags, Default::default()).unwrap();
+        let (store, _) =
+            berth_image::Store::open(&config.data_root, berth_image::StoreOptions::default())
+                .unwrap();
+        Daemon::new(config, store)
+    }
+
+    async fn call(d: &Arc<Daemon>, method: &str, uri: &str) -> (u16, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = handle(router(d.clone()), req).await;
+        let status = resp.status().as_u16();
+        assert_eq!(resp.headers()["Api-Version"], "1.41");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn routes_versions_and_fallbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = daemon(dir.path());
+        assert_eq!(call(&d, "GET", "/v1.41/containers/json").await.0, 200);
+        assert_eq!(call(&d, "GET", "/containers/json?all=1").await.0, 200);
+        let (s, v) = call(&d, "GET", "/v1.99/containers/json").await;
+        assert_eq!(s, 400);
+        assert!(v["message"].as_str().unwrap().contains("too new"));
+        let (s, v) = call(&d, "GET", "/v1.41/secrets").await;
+        assert_eq!(
+            (s, v["message"].as_str().unwrap()),
+            (501, "not implemented: GET /secrets")
+        );
+        // A known path with an unsupported method is not a fake success either.
+        let (s, v) = call(&d, "PUT", "/v1.41/containers/json").await;
+        assert_eq!(
+            (s, v["message"].as_str().unwrap()),
+            (501, "not implemented: PUT /containers/json")
+        );
+        let (s, v) = call(&d, "GET", "/v1.41/images/nope/json").await;
+        assert_eq!(
+            (s, v["message"].as_str().unwrap()),
+            (404, "No such image: nope:latest")
+        );
+    }
 }

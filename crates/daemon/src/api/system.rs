@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_api::{API_VERSION, MIN_API_VERSION};
 use serde_json::{Value, json};
 
@@ -16,18 +16,31 @@ pub const VERSION: &str = "berth-0.1.0";
 
 /// `GET`/`HEAD /_ping`.
 pub async fn ping(method: axum::http::Method) -> Response {
-    let body = if method == axum::http::Method::HEAD { "" } else { "OK" };
+    let body = if method == axum::http::Method::HEAD {
+        ""
+    } else {
+        "OK"
+    };
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     h.insert("Builder-Version", HeaderValue::from_static("1"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
 fn kernel_version() -> String {
-    rustix::system::uname().release().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn go_arch() -> &'static str {
@@ -65,6 +78,49 @@ pub async fn version() -> Json<Value> {
         "BuildTime": "",
         "Experimental": false,
     }))
+}
+
+/// `GET /system/df`: images and containers with their sizes; berthd has no volumes or build
+/// cache yet, so those lists are empty (true, not a placeholder).
+pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Json<Value>> {
+    let uses = crate::images::uses(&d);
+    let recs: Vec<_> = d.containers.all().iter().map(|e| e.snapshot()).collect();
+    let (images, sizes) = d
+        .blocking(move |d| {
+            let images = d
+                .images
+                .list(Some(&uses))
+                .map_err(crate::images::api_error)?;
+            let sizes: Vec<Option<(u64, u64)>> = recs
+                .iter()
+                .map(|r| d.images.container_size(&r.id).ok())
+                .collect();
+            Ok((images, sizes))
+        })
+        .await?;
+    let layers_size: u64 = images.iter().map(|i| i.size).sum();
+    let containers: Vec<Value> = d
+        .containers
+        .all()
+        .iter()
+        .zip(sizes)
+        .map(|(e, size)| {
+            let mut v = serde_json::to_value(crate::containers::inspect::summary(&e.snapshot()))
+                .unwrap_or(Value::Null);
+            if let Some((rw, root)) = size {
+                v["SizeRw"] = json!(rw);
+                v["SizeRootFs"] = json!(root);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "LayersSize": layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    })))
 }
 
 /// "1" or "2": cgroup2 mounted at /sys/fs/cgroup means a unified host.
@@ -117,10 +173,15 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Json<Value> {
     }
     let images = {
         let d2 = d.clone();
-        d.blocking(move |_| Ok(d2.images.count())).await.unwrap_or(0)
+        d.blocking(move |_| Ok(d2.images.image_ids().map(|v| v.len()).unwrap_or(0)))
+            .await
+            .unwrap_or(0)
     };
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let name = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     let runtimes: serde_json::Map<String, Value> = d
         .config
         .runtimes

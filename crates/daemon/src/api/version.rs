@@ -25,11 +25,17 @@ impl ApiVersion {
     /// The newest version served.
     pub fn max() -> ApiVersion {
         // API_VERSION is a constant "1.41"; the fallback is never taken.
-        ApiVersion::parse(API_VERSION).unwrap_or(ApiVersion { major: 1, minor: 41 })
+        ApiVersion::parse(API_VERSION).unwrap_or(ApiVersion {
+            major: 1,
+            minor: 41,
+        })
     }
 
     fn min() -> ApiVersion {
-        ApiVersion::parse(MIN_API_VERSION).unwrap_or(ApiVersion { major: 1, minor: 24 })
+        ApiVersion::parse(MIN_API_VERSION).unwrap_or(ApiVersion {
+            major: 1,
+            minor: 24,
+        })
     }
 }
 
@@ -45,7 +51,10 @@ pub fn split_version(path: &str) -> (Option<&str>, &str) {
         return (None, path);
     }
     let remainder = &rest[end..];
-    (Some(ver), if remainder.is_empty() { "/" } else { remainder })
+    (
+        Some(ver),
+        if remainder.is_empty() { "/" } else { remainder },
+    )
 }
 
 /// Checks a requested version against the served range, with Docker's messages.
@@ -71,7 +80,10 @@ mod tests {
 
     #[test]
     fn split() {
-        assert_eq!(split_version("/v1.41/containers/json"), (Some("1.41"), "/containers/json"));
+        assert_eq!(
+            split_version("/v1.41/containers/json"),
+            (Some("1.41"), "/containers/json")
+        );
         assert_eq!(split_version("/_ping"), (None, "/_ping"));
         assert_eq!(split_version("/v1.41"), (Some("1.41"), "/"));
         assert_eq!(split_version("/volumes"), (None, "/volumes"));
@@ -83,9 +95,17 @@ mod tests {
         assert!(check_version("1.24").is_ok());
         assert!(check_version("1.25").is_ok());
         let e = check_version("1.50").unwrap_err();
-        assert_eq!(e.message, "client version 1.50 is too new. Maximum supported API version is 1.41");
+        assert_eq!(
+            e.message,
+            "client version 1.50 is too new. Maximum supported API version is 1.41"
+        );
         assert_eq!(e.http_status(), 400);
-        assert!(check_version("1.12").unwrap_err().message.contains("too old"));
+        assert!(
+            check_version("1.12")
+                .unwrap_err()
+                .message
+                .contains("too old")
+        );
         assert!(check_version("1.x").is_err());
     }
 }

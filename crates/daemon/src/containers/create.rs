@@ -17,7 +17,16 @@ use crate::daemon::Daemon;
 use crate::fsutil::random_hex;
 
 /// Splits the create body into the container config and host config.
-fn split_body(body: ContainerCreateBody) -> Result<(ContainerConfig, HostConfig, Option<berth_api::models::NetworkingConfig>), ApiError> {
+fn split_body(
+    body: ContainerCreateBody,
+) -> Result<
+    (
+        ContainerConfig,
+        HostConfig,
+        Option<berth_api::models::NetworkingConfig>,
+    ),
+    ApiError,
+> {
     let host = body.host_config.clone().unwrap_or_default();
     let net = body.networking_config.clone();
     let mut v = serde_json::to_value(&body)
@@ -71,12 +80,22 @@ pub async fn create(
         return Err(ApiError::invalid("config.Image must not be empty"));
     }
     let mut warnings = Vec::new();
-    let netmode = NetMode::parse(host.network_mode.as_deref().unwrap_or(""), &daemon.config.bridge)?;
+    let name = name
+        .filter(|n| !n.is_empty())
+        .map(|n| names::validate(&n))
+        .transpose()?;
+    let netmode = NetMode::parse(
+        host.network_mode.as_deref().unwrap_or(""),
+        &daemon.config.bridge,
+    )?;
     super::spec::validate_host_config(&host)?;
+    daemon.runtime_binary(host.runtime.as_deref())?;
 
     let image = {
         let r = image_ref.clone();
-        daemon.blocking(move |d| d.images.resolve(&r)).await?
+        daemon
+            .blocking(move |d| crate::images::resolve(&d.images, &r))
+            .await?
     };
 
     // Merge image defaults (Docker's merge rules).
@@ -92,7 +111,11 @@ pub async fn create(
     if argv.is_empty() {
         return Err(ApiError::invalid("No command specified"));
     }
-    config.entrypoint = if entrypoint.is_empty() { None } else { Some(entrypoint) };
+    config.entrypoint = if entrypoint.is_empty() {
+        None
+    } else {
+        Some(entrypoint)
+    };
     config.cmd = Some(cmd);
     config.env = Some(merge_env(&image.env, config.env.as_deref().unwrap_or(&[])));
     if config.working_dir.as_deref().unwrap_or("").is_empty() && !image.working_dir.is_empty() {
@@ -126,7 +149,10 @@ pub async fn create(
     let id = new_id()?;
     if config.hostname.as_deref().unwrap_or("").is_empty() {
         config.hostname = Some(match netmode {
-            NetMode::Host => rustix::system::uname().nodename().to_string_lossy().into_owned(),
+            NetMode::Host => rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
             _ => id[..12].to_owned(),
         });
     }
@@ -135,9 +161,8 @@ pub async fn create(
     }
 
     // Name: given and valid, or random until free.
-    let name = match name.filter(|n| !n.is_empty()) {
+    let name = match name {
         Some(n) => {
-            let n = names::validate(&n)?;
             daemon.containers.reserve_name(&n, &id)?;
             n
         }
@@ -154,9 +179,13 @@ pub async fn create(
         }
     };
 
-    let result = create_on_disk(daemon, &id, &name, &image.id, config, host, networking, netmode).await;
+    let result = create_on_disk(
+        daemon, &id, &name, &image.id, config, host, networking, netmode,
+    )
+    .await;
     match result {
         Ok(entry) => {
+            daemon.events.container(&entry.snapshot(), "create", &[]);
             daemon.containers.insert(entry);
             Ok(CreateResponse { id, warnings })
         }
@@ -164,7 +193,11 @@ pub async fn create(
             daemon.containers.release_name(&name);
             let cleanup_id = id.clone();
             let _ = daemon
-                .blocking(move |d| d.images.remove_container_layers(&cleanup_id))
+                .blocking(move |d| {
+                    d.images
+                        .remove_container_layers(&cleanup_id)
+                        .map_err(crate::images::api_error)
+                })
                 .await;
             let _ = std::fs::remove_dir_all(daemon.container_dir(&id));
             Err(e)
@@ -186,7 +219,7 @@ async fn create_on_disk(
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
         daemon
-            .blocking(move |d| d.images.create_container_layers(&cid, &iid))
+            .blocking(move |d| crate::images::create_container_layers(&d.images, &cid, &iid))
             .await?
     };
     let dir = daemon.container_dir(id);

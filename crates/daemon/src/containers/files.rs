@@ -154,12 +154,15 @@ pub fn load_record(dir: &Path) -> Result<ContainerRecord, LoadError> {
         std::fs::read(&path).map_err(|source| LoadError::Read { path, source })
     };
     let cfg_path = dir.join("config.v2.json");
-    let mut rec: ContainerRecord = serde_json::from_slice(&read("config.v2.json")?)
-        .map_err(|source| LoadError::Parse {
+    let mut rec: ContainerRecord =
+        serde_json::from_slice(&read("config.v2.json")?).map_err(|source| LoadError::Parse {
             path: cfg_path.clone(),
             source,
         })?;
-    let expected = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let expected = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if rec.id != expected || rec.id.len() != 64 || !rec.id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(LoadError::IdMismatch {
             path: cfg_path,
@@ -167,11 +170,10 @@ pub fn load_record(dir: &Path) -> Result<ContainerRecord, LoadError> {
         });
     }
     let hc_path = dir.join("hostconfig.json");
-    rec.host_config = serde_json::from_slice(&read("hostconfig.json")?).map_err(|source| {
-        LoadError::Parse {
+    rec.host_config =
+        serde_json::from_slice(&read("hostconfig.json")?).map_err(|source| LoadError::Parse {
             path: hc_path,
             source,
-        }
-    })?;
+        })?;
     Ok(rec)
 }

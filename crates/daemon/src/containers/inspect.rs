@@ -59,7 +59,9 @@ pub fn status_text(rec: &ContainerRecord) -> String {
     let st = &rec.state;
     match st.status() {
         "running" | "paused" => {
-            let since = parse_time(&st.started_at).map(|t| now - t).unwrap_or_default();
+            let since = parse_time(&st.started_at)
+                .map(|t| now - t)
+                .unwrap_or_default();
             let mut s = format!("Up {}", human_duration(since));
             if st.paused {
                 s.push_str(" (Paused)");
@@ -67,14 +69,22 @@ pub fn status_text(rec: &ContainerRecord) -> String {
             s
         }
         "restarting" => {
-            let since = parse_time(&st.finished_at).map(|t| now - t).unwrap_or_default();
-            format!("Restarting ({}) {} ago", st.exit_code, human_duration(since))
+            let since = parse_time(&st.finished_at)
+                .map(|t| now - t)
+                .unwrap_or_default();
+            format!(
+                "Restarting ({}) {} ago",
+                st.exit_code,
+                human_duration(since)
+            )
         }
         "removing" => "Removal In Progress".into(),
         "dead" => "Dead".into(),
         "created" => "Created".into(),
         _ => {
-            let since = parse_time(&st.finished_at).map(|t| now - t).unwrap_or_default();
+            let since = parse_time(&st.finished_at)
+                .map(|t| now - t)
+                .unwrap_or_default();
             format!("Exited ({}) {} ago", st.exit_code, human_duration(since))
         }
     }
@@ -154,10 +164,13 @@ pub fn inspect(rec: &ContainerRecord) -> ContainerInspectResponse {
             sandbox_key: Some(String::new()),
             ports: Some(HashMap::new()),
             networks: Some(HashMap::from([(
-                if net_mode == "default" { "none".to_owned() } else { net_mode },
+                if net_mode == "default" {
+                    "none".to_owned()
+                } else {
+                    net_mode
+                },
                 Default::default(),
             )])),
-            ..Default::default()
         }),
         ..Default::default()
     }
@@ -188,7 +201,11 @@ pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
         }),
         network_settings: Some(ContainerSummaryNetworkSettings {
             networks: Some(HashMap::from([(
-                if net_mode == "default" { "none".to_owned() } else { net_mode },
+                if net_mode == "default" {
+                    "none".to_owned()
+                } else {
+                    net_mode
+                },
                 Default::default(),
             )])),
         }),
@@ -203,9 +220,15 @@ mod tests {
 
     #[test]
     fn durations_like_docker() {
-        assert_eq!(human_duration(chrono::Duration::milliseconds(300)), "Less than a second");
+        assert_eq!(
+            human_duration(chrono::Duration::milliseconds(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(chrono::Duration::seconds(5)), "5 seconds");
-        assert_eq!(human_duration(chrono::Duration::seconds(90)), "About a minute");
+        assert_eq!(
+            human_duration(chrono::Duration::seconds(90)),
+            "About a minute"
+        );
         assert_eq!(human_duration(chrono::Duration::minutes(5)), "5 minutes");
         assert_eq!(human_duration(chrono::Duration::hours(3)), "3 hours");
     }

@@ -44,8 +44,12 @@ fn start_error(err: &ShimError, path: &str) -> (ApiError, i64) {
     };
     let mut full = format!("failed to create task for container: OCI runtime create failed: {msg}");
     match code {
-        127 if !(msg.contains("executable file not found") || msg.contains("no such file or directory")) => {
-            full.push_str(&format!(": exec: \"{path}\": executable file not found in $PATH"));
+        127 if !(msg.contains("executable file not found")
+            || msg.contains("no such file or directory")) =>
+        {
+            full.push_str(&format!(
+                ": exec: \"{path}\": executable file not found in $PATH"
+            ));
         }
         126 if !msg.contains("permission denied") && !msg.contains("is a directory") => {
             full.push_str(&format!(": exec: \"{path}\": permission denied"));
@@ -77,7 +81,18 @@ pub async fn start(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<Outcome, 
         r.has_been_manually_stopped = false;
         r.restart_count = 0;
     });
-    start_locked(daemon, entry).await?;
+    let res = start_locked(daemon, entry).await;
+    drop(_op);
+    if let Err(e) = res {
+        // Like dockerd: a failed start of an AutoRemove container removes it (the docker
+        // CLI waits for `removed` before reporting the start error).
+        if entry.with(|r| r.host_config.auto_remove == Some(true))
+            && let Err(re) = remove(daemon, entry, true).await
+        {
+            tracing::warn!(id = %entry.id, error = %re, "removing auto-remove container after failed start");
+        }
+        return Err(e);
+    }
     Ok(Outcome::Done)
 }
 
@@ -91,7 +106,9 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     )?;
     let rootfs = {
         let id = id.clone();
-        daemon.blocking(move |d| d.images.mount(&id)).await?
+        daemon
+            .blocking(move |d| d.images.mount(&id).map_err(crate::images::api_error))
+            .await?
     };
     let state_dir = daemon.state_dir(&id);
     let prep = || -> std::io::Result<()> {
@@ -107,6 +124,8 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     };
     prep().map_err(|e| ApiError::internal(format!("preparing {}: {e}", state_dir.display())))?;
     let fail = |err: ApiError, code: i64| {
+        // Attach clients waiting for this start get EOF.
+        lock(&entry.pending_attach).clear();
         entry.with(|r| {
             r.state.error = err.message.clone();
             r.state.exit_code = code;
@@ -126,6 +145,8 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     let tty = rec.config.tty == Some(true);
     let log_path = std::path::PathBuf::from(&rec.log_path);
     let runtime_root = daemon.runtime_root();
+    let runtime_binary = daemon.runtime_binary(rec.host_config.runtime.as_deref())?;
+    let (log_max_size, log_max_files) = super::spec::log_rotation(&rec.host_config)?;
     let ready = shim::spawn(SpawnArgs {
         binary: &daemon.config.shim_binary,
         id: &id,
@@ -135,15 +156,25 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         log_path: &log_path,
         terminal: tty,
         stdin: rec.config.open_stdin == Some(true),
+        runtime_binary: runtime_binary.as_deref(),
+        log_max_size,
+        log_max_files,
     })
     .await;
-    if let Err(e) = ready {
-        let (api, code) = start_error(&e, &rec.path);
+    if let Err(e) = &ready {
+        let (api, code) = start_error(e, &rec.path);
         let did = id.clone();
-        let _ = daemon.blocking(move |d| d.images.unmount(&did)).await;
+        let _ = daemon
+            .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
+            .await;
         return Err(fail(api, code));
     }
     let sock = shim_sock(daemon, &id);
+    if let Ok(r) = &ready
+        && netmode == NetMode::None
+    {
+        loopback_up(r.pid).await;
+    }
 
     // Clients that attached before start get their streams now, before the process runs.
     let pending: Vec<_> = std::mem::take(&mut *lock(&entry.pending_attach));
@@ -171,6 +202,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             *lock(&entry.unclaimed_exit) = false;
             entry.lifecycle.send_modify(|l| l.running = true);
             persist(daemon, entry)?;
+            daemon.events.container(&entry.snapshot(), "start", &[]);
             spawn_watcher(daemon.clone(), entry.clone());
             Ok(())
         }
@@ -178,8 +210,33 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             let (api, code) = start_error(&e, &rec.path);
             let _ = shim::call(&sock, json!({"op": "delete"})).await;
             let did = id.clone();
-            let _ = daemon.blocking(move |d| d.images.unmount(&did)).await;
+            let _ = daemon
+                .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
+                .await;
             Err(fail(api, code))
+        }
+    }
+}
+
+/// Brings `lo` up in the created container's net namespace (Docker's `none` network has a
+/// working loopback). berthd never enters namespaces itself: a short-lived `nsenter` does.
+async fn loopback_up(pid: i64) {
+    if pid <= 0 {
+        return;
+    }
+    let out = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["ip", "link", "set", "lo", "up"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            tracing::warn!(pid, stderr = %String::from_utf8_lossy(&o.stderr).trim(), "bringing up lo failed; the container's loopback stays down")
+        }
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "running nsenter to bring up lo failed; the container's loopback stays down")
         }
     }
 }
@@ -190,8 +247,13 @@ pub fn read_exit_file(daemon: &Daemon, id: &str) -> Option<(i64, String, bool)> 
     let v: Value = serde_json::from_slice(&raw).ok()?;
     Some((
         v.get("exit_code")?.as_i64()?,
-        v.get("exited_at").and_then(Value::as_str).unwrap_or("").to_owned(),
-        v.get("oom_killed").and_then(Value::as_bool).unwrap_or(false),
+        v.get("exited_at")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        v.get("oom_killed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     ))
 }
 
@@ -203,7 +265,11 @@ pub fn spawn_watcher(daemon: Arc<Daemon>, entry: Arc<Entry>) {
         let (code, at, oom) = match waited {
             Ok(v) => {
                 let code = v.get("exit_code").and_then(Value::as_i64).unwrap_or(255);
-                let at = v.get("exited_at").and_then(Value::as_str).unwrap_or("").to_owned();
+                let at = v
+                    .get("exited_at")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 let oom = read_exit_file(&daemon, &entry.id).is_some_and(|(_, _, o)| o);
                 (code, at, oom)
             }
@@ -233,6 +299,9 @@ pub fn record_exit(daemon: &Daemon, entry: &Entry, code: i64, at: String, oom: b
     if let Err(e) = persist(daemon, entry) {
         tracing::warn!(id = %entry.id, error = %e, "saving exit state");
     }
+    daemon
+        .events
+        .container(&entry.snapshot(), "die", &[("exitCode", code.to_string())]);
     *lock(&entry.unclaimed_exit) = true;
     entry.lifecycle.send_modify(|l| {
         l.running = false;
@@ -251,7 +320,10 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
         tracing::debug!(id = %entry.id, error = %e, "shim delete after exit");
     }
     let id = entry.id.clone();
-    if let Err(e) = daemon.blocking(move |d| d.images.unmount(&id)).await {
+    if let Err(e) = daemon
+        .blocking(move |d| d.images.unmount(&id).map_err(crate::images::api_error))
+        .await
+    {
         tracing::warn!(id = %entry.id, error = %e, "unmounting rootfs after exit");
     }
     let rec = entry.snapshot();
@@ -278,19 +350,24 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     entry.with(|r| r.state.restarting = true);
     tokio::time::sleep(delay).await;
     let _op = entry.op.lock().await;
+    // `restarting` stays set until the new start succeeded or failed, so no one sees an
+    // "exited" container with the new restart count in between.
     let still = entry.with(|r| {
         let go = r.state.restarting && !r.has_been_manually_stopped && !r.state.removal_in_progress;
-        r.state.restarting = false;
         if go {
             r.restart_count += 1;
+        } else {
+            r.state.restarting = false;
         }
         go
     });
-    if still && daemon.containers.get(&entry.id).is_ok() {
-        if let Err(e) = start_locked(&daemon, &entry).await {
-            tracing::warn!(id = %entry.id, error = %e, "restart by policy failed");
-        }
+    if still
+        && daemon.containers.get(&entry.id).is_ok()
+        && let Err(e) = start_locked(&daemon, &entry).await
+    {
+        tracing::warn!(id = %entry.id, error = %e, "restart by policy failed");
     }
+    entry.with(|r| r.state.restarting = false);
 }
 
 /// Sends `sig` to the init; 409 when not running.
@@ -301,19 +378,30 @@ async fn signal_running(daemon: &Daemon, entry: &Entry, sig: i32) -> Result<(), 
             entry.id
         )));
     }
-    shim::call(&shim_sock(daemon, &entry.id), json!({"op": "kill", "signal": sig, "all": false}))
-        .await
-        .map(|_| ())
-        .map_err(|e| ApiError::internal(format!("Cannot kill container: {}: {e}", entry.id)))
+    shim::call(
+        &shim_sock(daemon, &entry.id),
+        json!({"op": "kill", "signal": sig, "all": false}),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| ApiError::internal(format!("Cannot kill container: {}: {e}", entry.id)))
 }
 
 /// `POST /containers/{id}/kill`.
-pub async fn kill(daemon: &Arc<Daemon>, entry: &Arc<Entry>, sig: Option<&str>) -> Result<(), ApiError> {
+pub async fn kill(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    sig: Option<&str>,
+) -> Result<(), ApiError> {
     let sig = signal::parse(sig.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
     if entry.with(|r| r.state.paused) && sig == libc::SIGKILL {
         let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
     }
-    signal_running(daemon, entry, sig).await
+    signal_running(daemon, entry, sig).await?;
+    daemon
+        .events
+        .container(&entry.snapshot(), "kill", &[("signal", sig.to_string())]);
+    Ok(())
 }
 
 /// Waits until the exit counter moves past `before`.
@@ -353,9 +441,7 @@ async fn stop_locked(
             .or(rec.config.stop_signal.as_deref())
             .unwrap_or("SIGTERM"),
     )?;
-    let timeout = t
-        .or(rec.config.stop_timeout)
-        .unwrap_or(10);
+    let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
     let before = entry.lifecycle.borrow().exits;
     if rec.state.paused {
         let _ = shim::call(&shim_sock(daemon, &entry.id), json!({"op": "resume"})).await;
@@ -365,92 +451,138 @@ async fn stop_locked(
         wait_exit_after(entry, before).await;
         true
     } else {
-        tokio::time::timeout(Duration::from_secs(timeout as u64), wait_exit_after(entry, before))
-            .await
-            .is_ok()
+        tokio::time::timeout(
+            Duration::from_secs(timeout as u64),
+            wait_exit_after(entry, before),
+        )
+        .await
+        .is_ok()
     };
     if !waited {
         let _ = signal_running(daemon, entry, libc::SIGKILL).await;
         wait_exit_after(entry, before).await;
     }
+    daemon.events.container(&entry.snapshot(), "stop", &[]);
     Ok(Outcome::Done)
 }
 
 /// `POST /containers/{id}/restart`.
-pub async fn restart(daemon: &Arc<Daemon>, entry: &Arc<Entry>, t: Option<i64>, sig: Option<&str>) -> Result<(), ApiError> {
+pub async fn restart(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    t: Option<i64>,
+    sig: Option<&str>,
+) -> Result<(), ApiError> {
     let _op = entry.op.lock().await;
     stop_locked(daemon, entry, t, sig).await?;
     // Let the exit handling release the shim before starting a new one.
     let mut attached = entry.attached.subscribe();
     let _ = attached.wait_for(|n| *n == 0).await;
     entry.with(|r| r.has_been_manually_stopped = false);
-    start_locked(daemon, entry).await
+    start_locked(daemon, entry).await?;
+    daemon.events.container(&entry.snapshot(), "restart", &[]);
+    Ok(())
 }
 
 /// `pause`/`unpause`.
-pub async fn set_paused(daemon: &Arc<Daemon>, entry: &Arc<Entry>, pause: bool) -> Result<(), ApiError> {
+pub async fn set_paused(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    pause: bool,
+) -> Result<(), ApiError> {
     let _op = entry.op.lock().await;
     let st = entry.with(|r| r.state.clone());
     if !st.running {
-        return Err(ApiError::conflict(format!("Container {} is not running", entry.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            entry.id
+        )));
     }
     if pause && st.paused {
-        return Err(ApiError::conflict(format!("Container {} is already paused", entry.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is already paused",
+            entry.id
+        )));
     }
     if !pause && !st.paused {
-        return Err(ApiError::conflict(format!("Container {} is not paused", entry.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is not paused",
+            entry.id
+        )));
     }
     let op = if pause { "pause" } else { "resume" };
     shim::call(&shim_sock(daemon, &entry.id), json!({"op": op}))
         .await
         .map_err(|e| ApiError::internal(format!("Cannot {op} container {}: {e}", entry.id)))?;
     entry.with(|r| r.state.paused = pause);
-    persist(daemon, entry)
+    persist(daemon, entry)?;
+    daemon.events.container(
+        &entry.snapshot(),
+        if pause { "pause" } else { "unpause" },
+        &[],
+    );
+    Ok(())
 }
 
-/// `POST /containers/{id}/wait`.
-pub async fn wait(entry: &Arc<Entry>, condition: &str) -> Result<WaitResponse, ApiError> {
-    let mut rx = entry.lifecycle.subscribe();
+/// A wait registered at request time: the state is captured before the response headers go
+/// out (the docker CLI sends `start` only after the wait's headers arrived).
+#[derive(Debug)]
+pub struct PendingWait {
+    rx: tokio::sync::watch::Receiver<super::store::Lifecycle>,
+    now: super::store::Lifecycle,
+    condition: String,
+    entry: Arc<Entry>,
+}
+
+/// `POST /containers/{id}/wait`, first half: validate and capture the current state.
+pub fn wait_begin(entry: &Arc<Entry>, condition: &str) -> Result<PendingWait, ApiError> {
+    if !matches!(condition, "" | "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::invalid(format!(
+            "invalid condition: {condition:?}"
+        )));
+    }
+    let rx = entry.lifecycle.subscribe();
     let now = *rx.borrow();
-    let done = |l: &super::store::Lifecycle| WaitResponse {
-        status_code: l.exit_code,
-        error: None,
-    };
-    match condition {
-        "" | "not-running" => {
-            if !now.running {
-                return Ok(done(&now));
+    Ok(PendingWait {
+        rx,
+        now,
+        condition: condition.to_owned(),
+        entry: entry.clone(),
+    })
+}
+
+impl PendingWait {
+    /// Second half: resolves when the condition is met.
+    pub async fn finish(mut self) -> Result<WaitResponse, ApiError> {
+        let now = self.now;
+        let entry = self.entry;
+        let done = |l: &super::store::Lifecycle| WaitResponse {
+            status_code: l.exit_code,
+            error: None,
+        };
+        let closed = |_| ApiError::internal("container state channel closed");
+        match self.condition.as_str() {
+            "removed" => {
+                let l = *self.rx.wait_for(|l| l.removed).await.map_err(closed)?;
+                Ok(done(&l))
             }
-            let l = *rx
-                .wait_for(|l| l.exits > now.exits || l.removed)
-                .await
-                .map_err(|_| ApiError::internal("container state channel closed"))?;
-            *lock(&entry.unclaimed_exit) = false;
-            Ok(done(&l))
-        }
-        "next-exit" => {
-            {
-                let mut unclaimed = lock(&entry.unclaimed_exit);
-                if !now.running && *unclaimed {
-                    *unclaimed = false;
-                    return Ok(done(&now));
+            cond => {
+                if !now.running {
+                    let mut unclaimed = lock(&entry.unclaimed_exit);
+                    if cond != "next-exit" || *unclaimed {
+                        *unclaimed = false;
+                        return Ok(done(&now));
+                    }
                 }
+                let l = *self
+                    .rx
+                    .wait_for(|l| l.exits > now.exits || l.removed)
+                    .await
+                    .map_err(closed)?;
+                *lock(&entry.unclaimed_exit) = false;
+                Ok(done(&l))
             }
-            let l = *rx
-                .wait_for(|l| l.exits > now.exits || l.removed)
-                .await
-                .map_err(|_| ApiError::internal("container state channel closed"))?;
-            *lock(&entry.unclaimed_exit) = false;
-            Ok(done(&l))
         }
-        "removed" => {
-            let l = *rx
-                .wait_for(|l| l.removed)
-                .await
-                .map_err(|_| ApiError::internal("container state channel closed"))?;
-            Ok(done(&l))
-        }
-        other => Err(ApiError::invalid(format!("invalid condition: {other:?}"))),
     }
 }
 
@@ -500,8 +632,9 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     let id = entry.id.clone();
     let res = daemon
         .blocking(move |d| {
-            d.images.unmount(&id)?;
-            d.images.remove_container_layers(&id)
+            d.images
+                .remove_container_layers(&id)
+                .map_err(crate::images::api_error)
         })
         .await;
     if let Err(e) = res {
@@ -520,9 +653,13 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        return Err(ApiError::internal(format!("removing {}: {e}", dir.display())));
+        return Err(ApiError::internal(format!(
+            "removing {}: {e}",
+            dir.display()
+        )));
     }
     let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
+    daemon.events.container(&entry.snapshot(), "destroy", &[]);
     daemon.containers.remove(&entry.id);
     daemon.note_removed(&entry.id, &name, code);
     entry.lifecycle.send_modify(|l| l.removed = true);
@@ -535,11 +672,21 @@ mod tests {
 
     #[test]
     fn start_errors_keep_cli_exit_code_markers() {
-        let e = ShimError::Failed { message: "exec failed".into(), exit_code: Some(127) };
+        let e = ShimError::Failed {
+            message: "exec failed".into(),
+            exit_code: Some(127),
+        };
         let (api, code) = start_error(&e, "nope");
         assert_eq!(code, 127);
-        assert!(api.message.contains("executable file not found"), "{}", api.message);
-        let e = ShimError::Failed { message: "exec failed".into(), exit_code: Some(126) };
+        assert!(
+            api.message.contains("executable file not found"),
+            "{}",
+            api.message
+        );
+        let e = ShimError::Failed {
+            message: "exec failed".into(),
+            exit_code: Some(126),
+        };
         let (api, code) = start_error(&e, "/etc");
         assert_eq!(code, 126);
         assert!(api.message.contains("permission denied"));

@@ -17,20 +17,47 @@ pub fn list(daemon: &Daemon, q: &ContainerListQuery) -> Result<Vec<ContainerSumm
     let filters = Filters::parse(q.filters.as_deref().unwrap_or(""))?;
     filters.validate(FILTERS)?;
     for s in filters.get("status") {
-        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&s) {
-            return Err(ApiError::invalid(format!(
-                "invalid filter 'status={s}'"
-            )));
+        if ![
+            "created",
+            "restarting",
+            "running",
+            "removing",
+            "paused",
+            "exited",
+            "dead",
+        ]
+        .contains(&s)
+        {
+            return Err(ApiError::invalid(format!("invalid filter 'status={s}'")));
         }
     }
-    let mut recs: Vec<ContainerRecord> = daemon.containers.all().iter().map(|e| e.snapshot()).collect();
+    let mut recs: Vec<ContainerRecord> = daemon
+        .containers
+        .all()
+        .iter()
+        .map(|e| e.snapshot())
+        .collect();
     recs.sort_by(|a, b| b.created.cmp(&a.created));
     let resolve_created = |key: &str| -> Result<String, ApiError> {
-        daemon.containers.get(key).map(|e| e.with(|r| r.created.clone()))
+        daemon
+            .containers
+            .get(key)
+            .map(|e| e.with(|r| r.created.clone()))
     };
-    let before = filters.get("before").first().map(|k| resolve_created(k)).transpose()?;
-    let since = filters.get("since").first().map(|k| resolve_created(k)).transpose()?;
-    let show_all = q.all || q.limit.is_some_and(|l| l > 0) || filters.contains("status") || filters.contains("exited");
+    let before = filters
+        .get("before")
+        .first()
+        .map(|k| resolve_created(k))
+        .transpose()?;
+    let since = filters
+        .get("since")
+        .first()
+        .map(|k| resolve_created(k))
+        .transpose()?;
+    let show_all = q.all
+        || q.limit.is_some_and(|l| l > 0)
+        || filters.contains("status")
+        || filters.contains("exited");
     let mut out = Vec::new();
     for rec in recs {
         let status = rec.state.status();
@@ -42,7 +69,10 @@ pub fn list(daemon: &Daemon, q: &ContainerListQuery) -> Result<Vec<ContainerSumm
         }
         if filters.contains("exited") {
             let ok = status == "exited"
-                && filters.get("exited").iter().any(|c| c.parse::<i64>().ok() == Some(rec.state.exit_code));
+                && filters
+                    .get("exited")
+                    .iter()
+                    .any(|c| c.parse::<i64>().ok() == Some(rec.state.exit_code));
             if !ok {
                 continue;
             }
@@ -52,7 +82,11 @@ pub fn list(daemon: &Daemon, q: &ContainerListQuery) -> Result<Vec<ContainerSumm
         }
         if filters.contains("name") {
             let bare = rec.name.trim_start_matches('/');
-            if !filters.get("name").iter().any(|n| bare.contains(n.trim_start_matches('/'))) {
+            if !filters
+                .get("name")
+                .iter()
+                .any(|n| bare.contains(n.trim_start_matches('/')))
+            {
                 continue;
             }
         }
@@ -64,7 +98,10 @@ pub fn list(daemon: &Daemon, q: &ContainerListQuery) -> Result<Vec<ContainerSumm
             let ok = filters.get("ancestor").iter().any(|a| {
                 *a == img
                     || rec.image_id == *a
-                    || rec.image_id.trim_start_matches("sha256:").starts_with(a.trim_start_matches("sha256:"))
+                    || rec
+                        .image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(a.trim_start_matches("sha256:"))
                     || (!a.contains(':') && img == format!("{a}:latest"))
             });
             if !ok {

@@ -19,9 +19,17 @@ struct Line {
 fn parse_line(raw: &str) -> Option<Line> {
     let v: serde_json::Value = serde_json::from_str(raw).ok()?;
     Some(Line {
-        stream: if v.get("stream")?.as_str()? == "stderr" { 2 } else { 1 },
+        stream: if v.get("stream")?.as_str()? == "stderr" {
+            2
+        } else {
+            1
+        },
         text: v.get("log")?.as_str()?.to_owned(),
-        time: v.get("time").and_then(|t| t.as_str()).unwrap_or("").to_owned(),
+        time: v
+            .get("time")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_owned(),
     })
 }
 
@@ -35,7 +43,9 @@ fn parse_ts(s: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> 
         Some((a, b)) => (a, format!("{b:0<9}")),
         None => (s, "0".to_owned()),
     };
-    let secs: i64 = secs.parse().map_err(|_| ApiError::invalid(format!("invalid time {s:?}")))?;
+    let secs: i64 = secs
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("invalid time {s:?}")))?;
     let nanos: u32 = nanos.get(..9).unwrap_or("0").parse().unwrap_or(0);
     Ok(chrono::DateTime::from_timestamp(secs, nanos))
 }
@@ -69,11 +79,17 @@ impl LogOptions {
     /// From the query and the container's TTY setting.
     pub fn from_query(q: &ContainerLogsQuery, tty: bool) -> Result<LogOptions, ApiError> {
         if !q.stdout && !q.stderr {
-            return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
+            return Err(ApiError::invalid(
+                "Bad parameters: you must choose at least one stream",
+            ));
         }
         let tail = match q.tail.as_deref().map(str::trim) {
             None | Some("") | Some("all") => None,
-            Some(n) => Some(n.parse::<i64>().map(|n| n.max(0) as usize).unwrap_or(usize::MAX)),
+            Some(n) => Some(
+                n.parse::<i64>()
+                    .map(|n| n.max(0) as usize)
+                    .unwrap_or(usize::MAX),
+            ),
         };
         Ok(LogOptions {
             stdout: q.stdout,
@@ -106,7 +122,9 @@ impl LogOptions {
             return None;
         }
         if self.since.is_some() || self.until.is_some() {
-            let t = chrono::DateTime::parse_from_rfc3339(&line.time).ok()?.with_timezone(&chrono::Utc);
+            let t = chrono::DateTime::parse_from_rfc3339(&line.time)
+                .ok()?
+                .with_timezone(&chrono::Utc);
             if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t > u) {
                 return None;
             }
@@ -149,9 +167,34 @@ pub fn stream(
                 }
             }
         };
-        let mut reader = std::io::BufReader::new(file);
         let mut lines: Vec<Line> = Vec::new();
         let mut buf = String::new();
+        // Rotated files first, oldest (highest number) to newest.
+        let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+        if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+            let prefix = format!("{}.", name.to_string_lossy());
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(num) = n.strip_prefix(&prefix).and_then(|x| x.parse::<u32>().ok()) {
+                    rotated.push((num, e.path()));
+                }
+            }
+        }
+        rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+        for (_, p) in rotated {
+            if let Ok(f) = std::fs::File::open(&p) {
+                let mut r = std::io::BufReader::new(f);
+                while r.read_line(&mut buf).unwrap_or(0) > 0 {
+                    if buf.ends_with('\n')
+                        && let Some(l) = parse_line(buf.trim_end())
+                    {
+                        lines.push(l);
+                    }
+                    buf.clear();
+                }
+            }
+        }
+        let mut reader = std::io::BufReader::new(file);
         while reader.read_line(&mut buf).unwrap_or(0) > 0 {
             if buf.ends_with('\n')
                 && let Some(l) = parse_line(buf.trim_end())
@@ -176,6 +219,10 @@ pub fn stream(
             let was_running = running();
             let mut progressed = false;
             if let Ok(f) = std::fs::File::open(&path) {
+                // Rotated under us: the live file restarted from zero.
+                if f.metadata().map(|m| m.len() < pos).unwrap_or(false) {
+                    pos = 0;
+                }
                 let mut r = std::io::BufReader::new(f);
                 if r.seek(SeekFrom::Start(pos)).is_ok() {
                     let mut line = String::new();
@@ -211,7 +258,10 @@ mod tests {
 
     #[test]
     fn frames() {
-        assert_eq!(&frame(1, b"hi\n")[..], &[1, 0, 0, 0, 0, 0, 0, 3, b'h', b'i', b'\n']);
+        assert_eq!(
+            &frame(1, b"hi\n")[..],
+            &[1, 0, 0, 0, 0, 0, 0, 3, b'h', b'i', b'\n']
+        );
     }
 
     #[test]
@@ -223,9 +273,17 @@ mod tests {
             "{\"log\":\"a\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00.1Z\"}\n{\"log\":\"b\\n\",\"stream\":\"stderr\",\"time\":\"2026-01-01T00:00:01Z\"}\n{\"log\":\"c\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:02Z\"}\n",
         )
         .unwrap();
-        let q = ContainerLogsQuery { stdout: true, stderr: false, tail: Some("1".into()), ..Default::default() };
+        let q = ContainerLogsQuery {
+            stdout: true,
+            stderr: false,
+            tail: Some("1".into()),
+            ..Default::default()
+        };
         let opts = LogOptions::from_query(&q, true).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let out = rt.block_on(async {
             let (tx, mut rx) = mpsc::channel(8);
             stream(p.clone(), opts, tx, || false);

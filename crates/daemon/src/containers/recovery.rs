@@ -32,14 +32,22 @@ pub async fn recover(daemon: &Arc<Daemon>) {
         };
         let was_running = rec.state.running;
         let entry = Entry::new(rec);
-        if let Err(e) = daemon.containers.reserve_name(&entry.with(|r| r.name.clone()), &entry.id) {
+        if let Err(e) = daemon
+            .containers
+            .reserve_name(&entry.with(|r| r.name.clone()), &entry.id)
+        {
             tracing::warn!(id = %entry.id, error = %e, "name clash while loading");
         }
         daemon.containers.insert(entry.clone());
         let sock = daemon.state_dir(&entry.id).join("shim.sock");
         let alive = shim::call(&sock, json!({"op": "state"})).await;
         match alive {
-            Ok(v) if matches!(v.get("status").and_then(|s| s.as_str()), Some("running" | "paused")) => {
+            Ok(v)
+                if matches!(
+                    v.get("status").and_then(|s| s.as_str()),
+                    Some("running" | "paused")
+                ) =>
+            {
                 let paused = v.get("status").and_then(|s| s.as_str()) == Some("paused");
                 let pid = v.get("pid").and_then(|p| p.as_i64()).unwrap_or(0);
                 entry.with(|r| {
@@ -53,11 +61,24 @@ pub async fn recover(daemon: &Arc<Daemon>) {
             }
             _ if was_running || entry.with(|r| r.state.restarting) => {
                 // Exited while we were away (or the shim is gone).
-                let (code, at, oom) = read_exit_file(daemon, &entry.id).unwrap_or((255, String::new(), false));
+                let (code, at, oom) =
+                    read_exit_file(daemon, &entry.id).unwrap_or((255, String::new(), false));
                 tracing::info!(id = %entry.id, code, "container exited while berthd was down");
                 record_exit(daemon, &entry, code, at, oom);
                 let d = daemon.clone();
                 tokio::spawn(after_exit(d, entry.clone()));
+            }
+            _ if entry
+                .with(|r| r.host_config.auto_remove == Some(true) && r.has_been_started_before) =>
+            {
+                // An --rm container whose removal was cut short by a berthd crash.
+                let d = daemon.clone();
+                let e = entry.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = super::lifecycle::remove(&d, &e, true).await {
+                        tracing::warn!(id = %e.id, error = %err, "removing leftover --rm container");
+                    }
+                });
             }
             _ => {
                 let rec = entry.snapshot();

@@ -76,6 +76,13 @@ pub struct SpawnArgs<'a> {
     pub terminal: bool,
     /// Keep stdin open.
     pub stdin: bool,
+    /// json-file rotation: bytes per file.
+    pub log_max_size: Option<u64>,
+    /// json-file rotation: files kept.
+    pub log_max_files: Option<u32>,
+    /// An external runc-compatible runtime instead of the shim's in-process berth_runtime
+    /// (the shim's `--runtime-binary` extension of the contract).
+    pub runtime_binary: Option<&'a Path>,
 }
 
 /// Spawns the shim and waits for its ready line.
@@ -99,6 +106,14 @@ pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
     }
     if args.stdin {
         cmd.arg("--stdin");
+    }
+    if let Some(n) = args.log_max_size {
+        cmd.arg("--log-max-size").arg(n.to_string());
+        cmd.arg("--log-max-files")
+            .arg(args.log_max_files.unwrap_or(1).to_string());
+    }
+    if let Some(rt) = args.runtime_binary {
+        cmd.arg("--runtime-binary").arg(rt);
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -128,10 +143,21 @@ pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end)
-        .map_err(|e| ShimError::Pipe(e))?;
+    let mut rx =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(read_end).map_err(ShimError::Pipe)?;
+    // Read one line only: a process that inherited the write end must not delay us.
     let mut buf = Vec::new();
-    rx.read_to_end(&mut buf).await.map_err(ShimError::Pipe)?;
+    let mut byte = [0u8; 256];
+    loop {
+        let n = rx.read(&mut byte).await.map_err(ShimError::Pipe)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&byte[..n]);
+        if buf.contains(&b'\n') || buf.len() > 1 << 16 {
+            break;
+        }
+    }
     let text = String::from_utf8_lossy(&buf);
     let line = text.lines().next().ok_or(ShimError::NoReady)?;
     let v: Value =
@@ -209,7 +235,9 @@ pub async fn call(sock: &Path, req: Value) -> Result<Value, ShimError> {
     let mut resp = String::new();
     r.read_line(&mut resp).await.map_err(io)?;
     if resp.trim().is_empty() {
-        return Err(ShimError::BadResponse("connection closed without a response".into()));
+        return Err(ShimError::BadResponse(
+            "connection closed without a response".into(),
+        ));
     }
     let v: Value =
         serde_json::from_str(resp.trim()).map_err(|_| ShimError::BadResponse(resp.clone()))?;
@@ -229,8 +257,9 @@ pub async fn attach(
         path: sock.to_owned(),
         source,
     };
-    let mut line = json!({"op":"attach","stdin":stdin,"stdout":stdout,"stderr":stderr,"exec_id":exec_id})
-        .to_string();
+    let mut line =
+        json!({"op":"attach","stdin":stdin,"stdout":stdout,"stderr":stderr,"exec_id":exec_id})
+            .to_string();
     line.push('\n');
     s.write_all(line.as_bytes()).await.map_err(io)?;
     let resp = read_line_exact(&mut s).await.map_err(io)?;

@@ -14,10 +14,18 @@ pub fn parse(raw: &str) -> Result<i32, ApiError> {
         return Err(ApiError::invalid(format!("Invalid signal: {raw}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     if let Some(rt) = name.strip_prefix("SIGRTMIN") {
         let base = libc::SIGRTMIN();
-        let off = if rt.is_empty() { Some(0) } else { rt.strip_prefix('+').and_then(|n| n.parse::<i32>().ok()) };
+        let off = if rt.is_empty() {
+            Some(0)
+        } else {
+            rt.strip_prefix('+').and_then(|n| n.parse::<i32>().ok())
+        };
         if let Some(o) = off {
             return Ok(base + o);
         }

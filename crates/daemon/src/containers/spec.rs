@@ -37,8 +37,82 @@ const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// Docker's size strings (`10m`, `1g`, `512k`, `100`) in bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0).then_some((n * mult as f64) as u64)
+}
+
+/// json-file rotation from `--log-opt max-size=.. max-file=..`: (max size, max files).
+pub fn log_rotation(h: &HostConfig) -> Result<(Option<u64>, Option<u32>), ApiError> {
+    let Some(lc) = &h.log_config else {
+        return Ok((None, None));
+    };
+    let typ = lc.typ.as_deref().unwrap_or("");
+    if !typ.is_empty() && typ != "json-file" {
+        return Err(ApiError::not_implemented(format!(
+            "logging driver {typ:?} not supported yet (berthd supports json-file)"
+        )));
+    }
+    let opts = lc.config.clone().unwrap_or_default();
+    let mut size = None;
+    let mut files = None;
+    for (k, v) in &opts {
+        match k.as_str() {
+            "max-size" => {
+                size = Some(parse_size(v).ok_or_else(|| {
+                    ApiError::invalid(format!("invalid log option max-size: {v:?}"))
+                })?)
+            }
+            "max-file" => {
+                files = Some(v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ApiError::invalid(format!("invalid log option max-file: {v:?}"))
+                })?)
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )));
+            }
+        }
+    }
+    if files.is_some_and(|n| n > 1) && size.is_none() {
+        return Err(ApiError::invalid("max-file cannot be set without max-size"));
+    }
+    Ok((size, files))
+}
+
 /// HostConfig settings berthd cannot honour yet are refused at create, not ignored.
 pub fn validate_host_config(h: &HostConfig) -> Result<(), ApiError> {
+    log_rotation(h)?;
+    if let Some(m) = h.memory.filter(|m| *m != 0)
+        && m < 6 * 1024 * 1024
+    {
+        return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    if h.memory_swap
+        .is_some_and(|s| s > 0 && s < h.memory.unwrap_or(0))
+    {
+        return Err(ApiError::invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    if h.cpu_shares.is_some_and(|s| s < 0) || h.nano_cpus.is_some_and(|n| n < 0) {
+        return Err(ApiError::invalid(
+            "invalid CPU setting: must not be negative",
+        ));
+    }
+    if h.shm_size.is_some_and(|s| s < 0) {
+        return Err(ApiError::invalid("SHM size can not be less than 0"));
+    }
     for (what, mode) in [
         ("pid", h.pid_mode.as_deref()),
         ("ipc", h.ipc_mode.as_deref()),
@@ -53,7 +127,9 @@ pub fn validate_host_config(h: &HostConfig) -> Result<(), ApiError> {
         }
     }
     if h.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(ApiError::not_implemented("--volumes-from not supported yet"));
+        return Err(ApiError::not_implemented(
+            "--volumes-from not supported yet",
+        ));
     }
     for b in h.binds.as_deref().unwrap_or(&[]) {
         let src = b.split(':').next().unwrap_or("");
@@ -92,7 +168,9 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), ApiEr
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 4 && f[2] == u).then(|| f[3].parse::<u32>().ok()).flatten()
+                (f.len() >= 4 && f[2] == u)
+                    .then(|| f[3].parse::<u32>().ok())
+                    .flatten()
             })
             .next()
             .unwrap_or(0);
@@ -123,7 +201,9 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), ApiEr
                 .lines()
                 .filter_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse::<u32>().ok())
+                        .flatten()
                 })
                 .next()
                 .ok_or_else(|| {
@@ -170,18 +250,54 @@ fn cap_names() -> Vec<String> {
 /// Normalises `chown` / `CAP_CHOWN` to `CAP_CHOWN`.
 fn cap_name(c: &str) -> String {
     let up = c.to_ascii_uppercase();
-    if up.starts_with("CAP_") { up } else { format!("CAP_{up}") }
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
 }
 
 const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -314,23 +430,38 @@ fn mounts(rec: &ContainerRecord, h: &HostConfig) -> Vec<Value> {
         }
         let mut opts = vec!["rbind".to_owned()];
         let mode = parts.get(2).copied().unwrap_or("");
-        opts.push(if mode.split(',').any(|o| o == "ro") { "ro" } else { "rw" }.to_owned());
+        opts.push(
+            if mode.split(',').any(|o| o == "ro") {
+                "ro"
+            } else {
+                "rw"
+            }
+            .to_owned(),
+        );
         opts.push("rprivate".to_owned());
-        m.push(json!({"destination": parts[1], "type": "bind", "source": parts[0], "options": opts}));
+        m.push(
+            json!({"destination": parts[1], "type": "bind", "source": parts[0], "options": opts}),
+        );
     }
     for mt in h.mounts.as_deref().unwrap_or(&[]) {
         let t = mt.typ.map(|t| t.to_string()).unwrap_or_default();
         let target = mt.target.clone().unwrap_or_default();
         if t == "bind" {
             let mut opts = vec!["rbind", "rprivate"];
-            opts.push(if mt.read_only == Some(true) { "ro" } else { "rw" });
+            opts.push(if mt.read_only == Some(true) {
+                "ro"
+            } else {
+                "rw"
+            });
             m.push(json!({"destination": target, "type": "bind", "source": mt.source.clone().unwrap_or_default(), "options": opts}));
         } else if t == "tmpfs" {
             let mut opts = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
             if let Some(sz) = mt.tmpfs_options.as_ref().and_then(|o| o.size_bytes) {
                 opts.push(format!("size={sz}"));
             }
-            m.push(json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+            m.push(
+                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+            );
         }
     }
     for (dest, opts) in h.tmpfs.clone().unwrap_or_default() {
@@ -399,14 +530,20 @@ pub fn process(rootfs: &Path, h: &HostConfig, p: ProcessArgs<'_>) -> Result<Valu
 pub fn init_env(rec: &ContainerRecord) -> Vec<String> {
     let mut env = vec![
         format!("PATH={DEFAULT_PATH}"),
-        format!("HOSTNAME={}", rec.config.hostname.clone().unwrap_or_default()),
+        format!(
+            "HOSTNAME={}",
+            rec.config.hostname.clone().unwrap_or_default()
+        ),
     ];
     if rec.config.tty == Some(true) {
         env.push("TERM=xterm".to_owned());
     }
     for kv in rec.config.env.as_deref().unwrap_or(&[]) {
         let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-        if let Some(slot) = env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+        if let Some(slot) = env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
             *slot = kv.clone();
         } else {
             env.push(kv.clone());
@@ -464,9 +601,7 @@ pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Resul
             .unwrap_or(&[])
             .iter()
             .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-        if !unconfined
-            && let Ok(v) = serde_json::to_value(&seccomp)
-        {
+        if !unconfined && let Ok(v) = serde_json::to_value(&seccomp) {
             linux["seccomp"] = v;
         }
     }
@@ -494,7 +629,11 @@ mod tests {
     fn user_resolution() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join("etc/group"), "root:x:0:\nusers:x:100:\n").unwrap();
         assert_eq!(resolve_user(d.path(), "").unwrap().0, 0);
         let (u, g, _) = resolve_user(d.path(), "nobody").unwrap();
@@ -503,6 +642,46 @@ mod tests {
         assert_eq!((u, g), (1000, 100));
         let e = resolve_user(d.path(), "ghost").unwrap_err();
         assert!(e.message.contains("unable to find user ghost"));
+    }
+
+    #[test]
+    fn log_options() {
+        use berth_api::models::HostConfigLogConfig;
+        let hc = |typ: &str, opts: &[(&str, &str)]| HostConfig {
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(typ.into()),
+                config: Some(
+                    opts.iter()
+                        .map(|(k, v)| ((*k).into(), (*v).into()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            log_rotation(&hc("json-file", &[("max-size", "10m"), ("max-file", "3")])).unwrap(),
+            (Some(10 << 20), Some(3))
+        );
+        assert_eq!(log_rotation(&hc("", &[])).unwrap(), (None, None));
+        assert_eq!(
+            log_rotation(&hc("syslog", &[])).unwrap_err().http_status(),
+            501
+        );
+        assert_eq!(
+            log_rotation(&hc("json-file", &[("max-size", "x")]))
+                .unwrap_err()
+                .http_status(),
+            400
+        );
+        assert_eq!(
+            log_rotation(&hc("json-file", &[("bogus", "1")]))
+                .unwrap_err()
+                .http_status(),
+            400
+        );
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("100"), Some(100));
     }
 
     #[test]

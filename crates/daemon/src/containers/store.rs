@@ -106,10 +106,14 @@ pub struct Store {
 
 impl Store {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Finds a container by full id, name (with or without `/`), or unique id prefix.
@@ -121,7 +125,11 @@ impl Store {
         if let Some(e) = inner.by_id.get(key) {
             return Ok(e.clone());
         }
-        let name = if key.starts_with('/') { key.to_owned() } else { format!("/{key}") };
+        let name = if key.starts_with('/') {
+            key.to_owned()
+        } else {
+            format!("/{key}")
+        };
         if let Some(id) = inner.names.get(&name)
             && let Some(e) = inner.by_id.get(id)
         {

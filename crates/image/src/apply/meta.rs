@@ -41,12 +41,14 @@ impl EntryMeta {
             source,
         };
         let header = entry.header();
-        let mode = header.mode().map_err(tar_err)? & 0o7777;
-        let uid = u32::try_from(header.uid().map_err(tar_err)?)
+        let old = header.as_old();
+        let mode =
+            numeric(&old.mode, || header.mode().map(u64::from)).map_err(tar_err)? as u32 & 0o7777;
+        let uid = u32::try_from(numeric(&old.uid, || header.uid()).map_err(tar_err)?)
             .map_err(|_| tar_err(io::Error::other("uid out of range")))?;
-        let gid = u32::try_from(header.gid().map_err(tar_err)?)
+        let gid = u32::try_from(numeric(&old.gid, || header.gid()).map_err(tar_err)?)
             .map_err(|_| tar_err(io::Error::other("gid out of range")))?;
-        let header_mtime = header.mtime().map_err(tar_err)?;
+        let header_mtime = numeric(&old.mtime, || header.mtime()).map_err(tar_err)?;
         let mut mtime = Timespec {
             tv_sec: i64::try_from(header_mtime)
                 .map_err(|_| tar_err(io::Error::other("mtime out of range")))?,
@@ -128,6 +130,17 @@ impl EntryMeta {
             .map_err(|e| ApplyError::os("set times", path, e))
     }
 
+    /// Set times of `name` in `dir` without following it.
+    pub(crate) fn set_times_at(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &str,
+    ) -> Result<(), ApplyError> {
+        rustix::fs::utimensat(dir, name, &self.timestamps(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| ApplyError::os("set times", path, e))
+    }
+
     /// Apply metadata to `name` in `dir` without following it (symlinks, device nodes,
     /// fifos, sockets). `chmod` is skipped for symlinks (Linux ignores their mode).
     pub(crate) fn apply_at(
@@ -167,9 +180,17 @@ impl EntryMeta {
                 )?;
             }
         }
-        rustix::fs::utimensat(dir, name, &self.timestamps(), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| ApplyError::os("set times", path, e))
+        self.set_times_at(dir, name, path)
     }
+}
+
+/// A header number; a field left blank (NULs/spaces) reads as 0, as in Go's archive/tar
+/// (and so Docker) and GNU tar, instead of failing the whole layer.
+pub(crate) fn numeric(field: &[u8], parse: impl FnOnce() -> io::Result<u64>) -> io::Result<u64> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        return Ok(0);
+    }
+    parse()
 }
 
 /// xattrs overlayfs interprets (`trusted.overlay.*`: opaque, redirect, origin, metacopy) are

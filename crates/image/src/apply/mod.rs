@@ -21,14 +21,30 @@
 //!
 //! On error, `dest` is left partially extracted: the caller (the layer store) extracts into a
 //! temporary directory and deletes it on error, renaming it into place only after success.
+//!
+//! Threads and memory: the calling thread reads, hashes, decompresses and parses; one scoped
+//! writer thread does all filesystem work, fed through a bounded channel (a few MiB in
+//! flight), so `reader` need not be `Send`. PAX and GNU long-name data are capped at 1 MiB
+//! (like Go's archive/tar); file contents are streamed, never buffered whole.
+//!
+//! Privileges: as root, owners, device nodes, whiteouts and `trusted.*`/`security.*` xattrs
+//! are applied. Not as root, device nodes are skipped with a warning, xattrs the kernel
+//! refuses are skipped with a warning (like Docker), and whiteouts fail (they are char
+//! devices).
+//!
+//! Known limit: a GNU sparse entry's holes are produced by the tar reader as zeros and
+//! turned back into holes block by block, so a hostile entry claiming a huge sparse size
+//! costs CPU time proportional to that size (no disk, no memory).
 
 mod changes;
 mod export;
 mod extract;
+mod guard;
 mod meta;
 mod root;
 mod stream;
 mod whiteout;
+mod write;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -38,9 +54,9 @@ pub use changes::{Change, ChangeKind};
 /// Errors applying or exporting a layer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// The first bytes of the blob (compression magic) could not be read.
-    #[error("layer apply: reading the blob header")]
-    ReadMagic(#[source] std::io::Error),
+    /// The caller's reader failed (network, disk): the blob could not be read.
+    #[error("layer apply: reading the layer blob")]
+    ReadBlob(#[source] std::io::Error),
     /// The compressed stream is corrupt or truncated.
     #[error("layer apply: decompressing the {format} stream")]
     Decompress {

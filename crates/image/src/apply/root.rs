@@ -154,7 +154,6 @@ impl Root {
 
 fn dir_error(entry: &str, e: Errno) -> ApplyError {
     match e {
-        Errno::NAMETOOLONG => ApplyError::unsafe_path(entry, "name or path too long"),
         Errno::XDEV | Errno::LOOP => {
             ApplyError::unsafe_path(entry, "parent resolves through a magic link or loop")
         }

@@ -14,6 +14,8 @@ pub(crate) struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
+    /// Wrap read errors in [`BlobReadFailure`] (the caller's reader: network, disk).
+    tag_errors: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -22,6 +24,16 @@ impl<R: Read> HashingReader<R> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            tag_errors: false,
+        }
+    }
+
+    /// A hashing reader over the caller's blob reader, whose errors are tagged so they are
+    /// reported as "reading the blob" and not as a corrupt stream.
+    pub(crate) fn blob(inner: R) -> Self {
+        HashingReader {
+            tag_errors: true,
+            ..HashingReader::new(inner)
         }
     }
 
@@ -36,12 +48,24 @@ impl<R: Read> HashingReader<R> {
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if self.tag_errors && e.kind() != io::ErrorKind::Interrupted => {
+                return Err(io::Error::new(e.kind(), BlobReadFailure(e)));
+            }
+            Err(e) => return Err(e),
+        };
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }
 }
+
+/// Marker wrapped into `io::Error`s from the caller's blob reader, so they pass through the
+/// decoders and the tar reader and are reported as such.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the blob: {0}")]
+pub(crate) struct BlobReadFailure(#[source] pub(crate) io::Error);
 
 /// Marker wrapped into `io::Error`s that come from a decompressor, so callers can tell a
 /// corrupt compressed stream from a malformed tar.
@@ -86,7 +110,7 @@ pub(crate) enum Decoder<R: Read> {
 impl<R: Read> Decoder<R> {
     /// Wrap `reader` (hashing it) and pick the decoder from its magic bytes.
     pub(crate) fn new(reader: R) -> io::Result<Self> {
-        let mut hashed = HashingReader::new(reader);
+        let mut hashed = HashingReader::blob(reader);
         // Read the magic through the hasher (a reader may hand out one byte at a time), then
         // put it back in front of the rest of the stream.
         let head = read_head(&mut hashed, 4)?;
@@ -132,6 +156,12 @@ impl<R: Read> Read for Decoder<R> {
             Decoder::Gzip(d) => ("gzip", d.read(buf)),
             Decoder::Zstd(d) => ("zstd", d.read(buf)),
         };
-        res.map_err(|source| io::Error::other(DecodeFailure { format, source }))
+        res.map_err(|source| {
+            if source.get_ref().is_some_and(|e| e.is::<BlobReadFailure>()) {
+                source
+            } else {
+                io::Error::other(DecodeFailure { format, source })
+            }
+        })
     }
 }

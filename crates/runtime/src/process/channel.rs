@@ -1,5 +1,6 @@
-//! The typed parent/child sync channel: a `SOCK_SEQPACKET` socketpair, one JSON message per
-//! packet. Each step of the handshake has its own message, and `expect` reports "expected X,
+//! The typed parent/child sync channel: a unix stream socketpair carrying length-prefixed JSON
+//! messages (a stream, not seqpacket, so a large state JSON for hooks never hits a datagram
+//! size limit). Each step of the handshake has its own message, and `expect` reports "expected X,
 //! got Y"; a failing child sends [`Msg::Error`] with its cause before exiting, so the parent
 //! shows the cause rather than a bare EOF.
 
@@ -9,8 +10,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use serde::{Deserialize, Serialize};
 
-/// Largest message (state JSON for hooks fits easily).
-const MAX_MSG: usize = 256 * 1024;
+/// Largest message accepted (a sanity bound; state JSON with big annotations fits).
+const MAX_MSG: usize = 64 * 1024 * 1024;
 
 /// One handshake step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +94,7 @@ impl Channel {
     pub fn pair() -> Result<(Channel, Channel), ChannelError> {
         let (a, b) = socketpair(
             AddressFamily::Unix,
-            SockType::SeqPacket,
+            SockType::Stream,
             None,
             SockFlag::SOCK_CLOEXEC,
         )
@@ -111,31 +112,41 @@ impl Channel {
 
     /// Send one message.
     pub fn send(&self, msg: &Msg) -> Result<(), ChannelError> {
-        let bytes = serde_json::to_vec(msg).map_err(ChannelError::Decode)?;
-        let n = rustix::net::send(&self.fd, &bytes, rustix::net::SendFlags::NOSIGNAL).map_err(
-            |e| ChannelError::Io {
-                step: "send",
-                source: e.into(),
-            },
-        )?;
-        if n != bytes.len() {
-            return Err(ChannelError::Io {
-                step: "send",
-                source: io::Error::new(io::ErrorKind::WriteZero, "short send"),
-            });
+        let body = serde_json::to_vec(msg).map_err(ChannelError::Decode)?;
+        let mut buf = (body.len() as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(&body);
+        let mut off = 0;
+        while off < buf.len() {
+            match rustix::net::send(&self.fd, &buf[off..], rustix::net::SendFlags::NOSIGNAL) {
+                Ok(n) => off += n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(ChannelError::Io {
+                        step: "send",
+                        source: e.into(),
+                    });
+                }
+            }
         }
         Ok(())
     }
 
-    /// Receive one message; `Ok(None)` on EOF.
-    pub fn recv(&self) -> Result<Option<Msg>, ChannelError> {
-        let mut buf = vec![0u8; MAX_MSG];
-        let n = loop {
-            match rustix::net::recv(&self.fd, &mut buf, rustix::net::RecvFlags::empty()) {
-                Ok((n, _)) => break n,
+    /// Read exactly `buf.len()` bytes; `Ok(false)` on EOF before the first byte.
+    fn read_exact(&self, buf: &mut [u8]) -> Result<bool, ChannelError> {
+        let mut off = 0;
+        while off < buf.len() {
+            match rustix::net::recv(&self.fd, &mut buf[off..], rustix::net::RecvFlags::empty()) {
+                Ok((0, _)) if off == 0 => return Ok(false),
+                Ok((0, _)) => {
+                    return Err(ChannelError::Io {
+                        step: "recv",
+                        source: io::Error::new(io::ErrorKind::UnexpectedEof, "truncated message"),
+                    });
+                }
+                Ok((n, _)) => off += n,
                 Err(rustix::io::Errno::INTR) => continue,
                 // A peer that exits with unread data makes the socket report a reset.
-                Err(rustix::io::Errno::CONNRESET) => return Ok(None),
+                Err(rustix::io::Errno::CONNRESET) if off == 0 => return Ok(false),
                 Err(e) => {
                     return Err(ChannelError::Io {
                         step: "recv",
@@ -143,11 +154,30 @@ impl Channel {
                     });
                 }
             }
-        };
-        if n == 0 {
+        }
+        Ok(true)
+    }
+
+    /// Receive one message; `Ok(None)` on EOF.
+    pub fn recv(&self) -> Result<Option<Msg>, ChannelError> {
+        let mut len = [0u8; 4];
+        if !self.read_exact(&mut len)? {
             return Ok(None);
         }
-        serde_json::from_slice(&buf[..n])
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_MSG {
+            return Err(ChannelError::Io {
+                step: "recv",
+                source: io::Error::new(io::ErrorKind::InvalidData, "message too large"),
+            });
+        }
+        let mut body = vec![0u8; len];
+        if !self.read_exact(&mut body)? {
+            return Err(ChannelError::Closed {
+                expected: "message body",
+            });
+        }
+        serde_json::from_slice(&body)
             .map(Some)
             .map_err(ChannelError::Decode)
     }
@@ -214,10 +244,20 @@ mod tests {
         );
         a.send(&Msg::Ready).unwrap();
         let e = b.expect("continue", |m| *m == Msg::Continue).unwrap_err();
-        assert!(e.to_string().contains("expected continue, got ready"), "{e}");
+        assert!(
+            e.to_string().contains("expected continue, got ready"),
+            "{e}"
+        );
         a.send(&Msg::Error("mount failed".into())).unwrap();
         assert_eq!(b.wait_closed().unwrap_err().to_string(), "mount failed");
-        drop(a);
+        // Larger than any socket buffer: the stream framing carries it whole.
+        let big = "x".repeat(1 << 20);
+        let sent = big.clone();
+        let t = std::thread::spawn(move || {
+            a.send(&Msg::Start { state_json: sent }).unwrap();
+        });
+        assert_eq!(b.recv().unwrap(), Some(Msg::Start { state_json: big }));
+        t.join().unwrap();
         assert!(matches!(
             b.expect("ready", |_| true),
             Err(ChannelError::Closed { .. })

@@ -204,8 +204,12 @@ fn write_proc(pid: i32, file: &'static str, text: &str) -> Result<(), NamespaceE
 /// setgroups stays allowed unless the maps do not cover the caller.
 pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<(), NamespaceError> {
     let linux = spec.linux().as_ref();
-    let uids = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
-    let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+    let uids = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gids = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
     if uids.is_empty() || gids.is_empty() {
         return Err(NamespaceError::Unsupported(
             "a new user namespace needs linux.uidMappings and linux.gidMappings",

@@ -35,6 +35,8 @@ pub struct Opts {
     pub backend: Backend,
     pub edit: Box<dyn FnOnce(&mut Value)>,
     pub extra: Vec<String>,
+    /// Put the state dir so deep that its socket paths exceed sun_path (108 bytes).
+    pub long_state_dir: bool,
 }
 
 impl Opts {
@@ -46,6 +48,7 @@ impl Opts {
             backend: Backend::Runc,
             edit: Box::new(|_| {}),
             extra: Vec::new(),
+            long_state_dir: false,
         }
     }
 }
@@ -84,7 +87,11 @@ impl Env {
             edit(spec);
         })
         .unwrap();
-        let state = tmp.path().join("state");
+        let state = if opts.long_state_dir {
+            tmp.path().join("d".repeat(100)).join("state")
+        } else {
+            tmp.path().join("state")
+        };
         let runtime_root = tmp.path().join("rt");
         let log = tmp.path().join(format!("{id}-json.log"));
         let mut cmd = Command::new(SHIM);
@@ -212,7 +219,7 @@ impl Drop for Env {
             // Let the shim reap and record the exit, then stop it.
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline && self.state.join("shim.sock").exists() {
-                if let Ok(mut s) = UnixStream::connect(self.state.join("shim.sock")) {
+                if let Ok(mut s) = try_connect_long(&self.state.join("shim.sock")) {
                     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                     let _ = s.write_all(b"{\"op\":\"delete\"}\n");
                     let mut r = String::new();
@@ -226,12 +233,18 @@ impl Drop for Env {
             // SAFETY: as above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        if self.backend == Backend::Runc {
-            let _ = Command::new(RUNC)
-                .arg("--root")
-                .arg(&self.runtime_root)
-                .args(["delete", "--force", &self.id])
-                .output();
+        // Whatever the shim left (a shutdown leaves the runtime state): state dir and cgroups.
+        match self.backend {
+            Backend::Runc => {
+                let _ = Command::new(RUNC)
+                    .arg("--root")
+                    .arg(&self.runtime_root)
+                    .args(["delete", "--force", &self.id])
+                    .output();
+            }
+            Backend::Library => {
+                let _ = berth_runtime::container::delete(&self.runtime_root, &self.id, true);
+            }
         }
     }
 }
@@ -244,7 +257,7 @@ pub struct Client {
 
 impl Client {
     pub fn connect(path: &Path) -> Client {
-        let s = UnixStream::connect(path).unwrap();
+        let s = connect_long(path);
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         Client {
             w: s.try_clone().unwrap(),
@@ -273,6 +286,20 @@ impl Client {
             w: self.w,
         }
     }
+}
+
+/// Connect to a unix socket whose path may exceed sun_path, through /proc/self/fd of its dir.
+pub fn connect_long(path: &Path) -> UnixStream {
+    try_connect_long(path).unwrap()
+}
+
+fn try_connect_long(path: &Path) -> std::io::Result<UnixStream> {
+    if path.as_os_str().len() < 100 {
+        return UnixStream::connect(path);
+    }
+    let dir = std::fs::File::open(path.parent().unwrap_or(Path::new("/")))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    UnixStream::connect(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
 }
 
 /// An attach stream.

@@ -1,0 +1,321 @@
+//! A private berthd per test: temp data root, exec root and socket; raw HTTP over the unix
+//! socket; the real docker CLI pointed at it. Dropping the guard stops berthd, kills what its
+//! containers left running, and unmounts anything under the temp dirs.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub struct Berthd {
+    child: Option<Child>,
+    pub root: tempfile::TempDir,
+    pub exec_root: PathBuf,
+    pub sock: PathBuf,
+    pub docker_config: PathBuf,
+    extra: Vec<String>,
+}
+
+/// The berth-shim binary next to berthd (built on demand: cargo only builds this package's
+/// binaries for its tests).
+pub fn shim_binary() -> PathBuf {
+    let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
+    let shim = berthd.with_file_name("berth-shim");
+    if !shim.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "berth-shim"])
+            .status()
+            .expect("running cargo build -p berth-shim");
+        assert!(status.success(), "cargo build -p berth-shim failed");
+    }
+    shim
+}
+
+impl Berthd {
+    /// Starts berthd with extra flags and waits until `/_ping` answers.
+    pub fn start_with(extra: &[&str]) -> Berthd {
+        let root = tempfile::Builder::new()
+            .prefix("berthd-test")
+            .tempdir()
+            .unwrap();
+        // The exec root holds shim sockets: keep it short (sun_path is 108 bytes).
+        let exec_root = PathBuf::from(format!(
+            "/tmp/bx{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&exec_root);
+        let sock = root.path().join("berth.sock");
+        let docker_config = root.path().join("docker-config");
+        std::fs::create_dir_all(&docker_config).unwrap();
+        let mut b = Berthd {
+            child: None,
+            root,
+            exec_root,
+            sock,
+            docker_config,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        b.spawn();
+        b
+    }
+
+    /// Launches berthd on this instance's dirs and waits for `/_ping`.
+    fn spawn(&mut self) {
+        let shim = shim_binary();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("berthd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--data-root")
+            .arg(self.root.path().join("data"))
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--config-file")
+            .arg(self.root.path().join("daemon.json"))
+            .arg("--shim-binary")
+            .arg(&shim)
+            .args(&self.extra)
+            .env("BERTHD_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..500 {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("berthd exited early ({st}): {}", self.log());
+            }
+            if UnixStream::connect(&self.sock).is_ok() && self.get("/_ping").status == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berthd did not answer /_ping: {}", self.log());
+    }
+
+    /// Hands out the berthd child (the caller kills it); `kill9_and_restart` starts a new one.
+    pub fn take_child(&mut self) -> Option<Child> {
+        self.child.take()
+    }
+
+    /// SIGKILLs berthd (containers must survive) and starts a new one on the same roots.
+    pub fn kill9_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    pub fn start() -> Berthd {
+        Self::start_with(&[])
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// One request on a fresh connection.
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
+        request(&self.sock, method, path, body, "application/json")
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, None)
+    }
+
+    pub fn post_json(&self, path: &str, v: &serde_json::Value) -> Resp {
+        let b = serde_json::to_vec(v).unwrap();
+        self.request("POST", path, Some(&b))
+    }
+
+    /// The docker CLI against this berthd.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Loads the busybox fixture image through `POST /images/load`.
+    pub fn load_busybox(&self) {
+        let archive = berth_fixtures::busybox_image_archive().unwrap();
+        let data = std::fs::read(archive).unwrap();
+        let r = request(
+            &self.sock,
+            "POST",
+            "/v1.41/images/load?quiet=1",
+            Some(&data),
+            "application/x-tar",
+        );
+        assert_eq!(r.status, 200, "load: {}", r.text());
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        self.stop();
+        // Kill leftover container processes: shims record their pid in the exec root.
+        if let Ok(rd) = std::fs::read_dir(&self.exec_root) {
+            for e in rd.flatten() {
+                for f in ["pid", "shim.pid"] {
+                    if let Ok(p) = std::fs::read_to_string(e.path().join(f))
+                        && let Ok(pid) = p.trim().parse::<i32>()
+                        && pid > 1
+                    {
+                        // SAFETY: kill(2) with a pid read from our private exec root.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
+                    }
+                }
+            }
+        }
+        unmount_under(self.root.path());
+        unmount_under(&self.exec_root);
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+    }
+}
+
+/// Lazily unmounts every mount point under `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let c = std::ffi::CString::new(p).unwrap();
+        // SAFETY: umount2 with a valid C string; failures are ignored (best-effort cleanup).
+        unsafe {
+            libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+}
+
+fn decode_chunked(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..pos]).unwrap().trim(), 16).unwrap_or(0);
+        b = &b[pos + 2..];
+        if size == 0 || b.len() < size {
+            break;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[(size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// A raw HTTP/1.1 request with `Connection: close`.
+pub fn request(sock: &Path, method: &str, path: &str, body: Option<&[u8]>, ctype: &str) -> Resp {
+    let mut s = UnixStream::connect(sock).unwrap();
+    let body = body.unwrap_or(b"");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // The server may answer (413) and close before the whole body is sent: keep the answer.
+    let _ = s
+        .write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body));
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = decode_chunked(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}

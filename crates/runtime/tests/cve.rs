@@ -1,0 +1,127 @@
+//! CVE regressions. CVE-2019-5736: whatever enters the container runs from a sealed memfd
+//! copy of the runtime, so overwriting `/proc/<pid>/exe` from inside cannot reach the host
+//! binary. CVE-2024-21626: a cwd through a leaked fd (`/proc/self/fd/N`) is refused.
+
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+mod rt_support;
+use rt_support::*;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+
+fn runtime_bytes() -> Vec<u8> {
+    std::fs::read(assert_cmd::cargo::cargo_bin("berth-runtime")).unwrap()
+}
+
+#[test]
+fn init_runs_from_a_sealed_memfd_and_cannot_overwrite_the_host_binary() {
+    let rt = Rt::new();
+    let before = runtime_bytes();
+    // A strong attacker: root in the container with ptrace and DAC override, so /proc/1/exe
+    // of the runtime-owned pid 1 is reachable at all.
+    let caps = [
+        "CAP_SYS_PTRACE",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_SYS_ADMIN",
+        "CAP_KILL",
+        "CAP_CHOWN",
+    ];
+    let b = rt.bundle("b", &["sleep", "1000"], |s| {
+        s["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
+        s["process"]["noNewPrivileges"] = json!(false);
+    });
+    let id = rt.id("memfd");
+    let (ok, err, _) = rt.detached(&["create", "-b", b.to_str().unwrap(), &id]);
+    assert!(ok, "{err}");
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:"),
+        "init exe is {exe:?}"
+    );
+    // From inside the created container, pid 1 is still the runtime: try to overwrite it, and
+    // every other runtime process visible, while a second exec is being set up.
+    let attack = "ls -l /proc/1/exe; \
+        for i in 1 2 3 4 5 6 7 8 9 10; do for p in /proc/[0-9]*; do \
+          echo x > $p/exe 2>/dev/null && echo WROTE $p; done; done; echo done";
+    let mut second = rt
+        .cmd()
+        .args(["exec", &id, "true"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = rt.run(&["exec", &id, "sh", "-c", attack]);
+    let _ = second.wait();
+    let text = stdout(&out);
+    assert!(text.contains("memfd:"), "pid 1 exe inside: {text}");
+    assert!(text.contains("done"), "{text} {}", stderr(&out));
+    assert!(!text.contains("WROTE /proc/1"), "{text}");
+    assert_eq!(runtime_bytes(), before, "host runtime binary changed");
+    // Start it and attack pid 1 and the exec'd processes again.
+    assert!(rt.run(&["start", &id]).status.success());
+    let out = rt.run(&["exec", &id, "sh", "-c", attack]);
+    assert!(stdout(&out).contains("done"));
+    assert_eq!(runtime_bytes(), before, "host runtime binary changed");
+}
+
+#[test]
+fn cwd_through_a_missing_fd_is_refused() {
+    let rt = Rt::new();
+    let b = rt.bundle("b", &["true"], |s| {
+        s["process"]["cwd"] = json!("/proc/self/fd/7")
+    });
+    let id = rt.id("cwd7");
+    let out = rt.run(&["run", "-b", b.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cwd (/proc/self/fd/7)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!rt.state_dir(&id).exists());
+}
+
+#[test]
+fn cwd_through_a_leaked_host_directory_fd_is_refused() {
+    let rt = Rt::new();
+    // A host directory passed in as fd 3 (--preserve-fds 1), as a leaked fd would be.
+    let host_dir = rt.tmp.path().join("host-secret");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("secret"), "s3cret").unwrap();
+    let b = rt.bundle("b", &["cat", "secret"], |s| {
+        s["process"]["cwd"] = json!("/proc/self/fd/3")
+    });
+    let id = rt.id("cwd3");
+    let dir = std::fs::File::open(&host_dir).unwrap();
+    let raw = dir.as_raw_fd();
+    let mut cmd = rt.cmd();
+    cmd.args(["run", "--preserve-fds", "1", "-b", b.to_str().unwrap(), &id]);
+    // SAFETY: pre_exec only calls dup2, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 3)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("s3cret"));
+    assert!(
+        stderr(&out).contains("resolves outside the container root"),
+        "{}",
+        stderr(&out)
+    );
+}
