@@ -1,7 +1,7 @@
 //! `berth run -it` under a real terminal (tmux): prompt, echo, window size, exit status, and
+//! the terminal left sane.
 
 #![allow(clippy::unwrap_used)]
-//! the terminal left sane.
 
 mod common;
 
