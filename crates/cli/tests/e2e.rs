@@ -370,6 +370,40 @@ fn detached_lifecycle_ps_logs_inspect_stop_rm() {
         assert_eq!(ours, theirs, "template {f}");
     }
 
+    // Unknown fields of Docker's formatter context are errors; `json` rows match.
+    let ours = d
+        .berth()
+        .args(["ps", "--format", "{{.Foo}}"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let theirs = d
+        .docker()
+        .args(["ps", "--format", "{{.Foo}}"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert_eq!(stderr(&ours), stderr(&theirs));
+    let strip = |s: String| s.split("\"RunningFor\"").next().unwrap_or("").to_owned();
+    let ours = stdout(
+        &d.berth()
+            .args(["ps", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    let theirs = stdout(
+        &d.docker()
+            .args(["ps", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert_eq!(strip(ours), strip(theirs));
     d.berth()
         .args(["exec", "web", "echo", "from exec"])
         .assert()

@@ -170,7 +170,8 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
     } else {
         DEFAULT_TABLE.to_owned()
     };
-    let fmt = Format::new(if a.quiet { None } else { a.format.as_deref() }, &default)?;
+    let fmt = Format::new(if a.quiet { None } else { a.format.as_deref() }, &default)?
+        .context("*formatter.ImageContext");
     let mut filters = a.filter.clone();
     if let Some(r) = &a.reference {
         filters.push(format!("reference={r}"));

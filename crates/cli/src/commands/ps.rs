@@ -151,6 +151,13 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
             .join(","),
         _ => String::new(),
     };
+    let local_volumes = match c.get("Mounts") {
+        Some(Value::List(l)) => l
+            .iter()
+            .filter(|m| m.get("Driver").and_then(Value::as_str) == Some("local"))
+            .count(),
+        _ => 0,
+    };
     let networks = match c.get("NetworkSettings").and_then(|n| n.get("Networks")) {
         Some(Value::Map(m)) => {
             let mut n: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
@@ -189,7 +196,8 @@ pub fn row(c: &Value, trunc: bool, now: i64) -> Value {
         ("Labels", Value::Str(labels)),
         ("Mounts", Value::Str(mounts)),
         ("Networks", Value::Str(networks)),
-        ("LocalVolumes", Value::Str(String::new())),
+        ("LocalVolumes", Value::Str(local_volumes.to_string())),
+        ("Platform", Value::Null),
     ])
 }
 
@@ -203,7 +211,8 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         DEFAULT_TABLE.to_owned()
     };
     // -q wins over a --format only when no format is given (Docker).
-    let fmt = Format::new(if a.quiet { None } else { a.format.as_deref() }, &default)?;
+    let fmt = Format::new(if a.quiet { None } else { a.format.as_deref() }, &default)?
+        .context("*formatter.ContainerContext");
     let mut q: Vec<(&str, String)> = Vec::new();
     if a.all {
         q.push(("all", "1".into()));

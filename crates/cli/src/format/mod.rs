@@ -14,7 +14,7 @@ pub enum FormatError {
     #[error("failed to parse template: {0}")]
     Parse(#[source] TemplateError),
     /// The template failed on a row.
-    #[error("{0}")]
+    #[error("failed to execute template: {0}")]
     Exec(#[source] TemplateError),
 }
 
@@ -23,6 +23,7 @@ pub enum FormatError {
 pub struct Format {
     table: bool,
     template: Template,
+    context: Option<&'static str>,
 }
 
 /// Docker's pre-formatting: `table` prefix, trimmed spaces, `\t`/`\n` escapes turned into
@@ -49,7 +50,18 @@ impl Format {
         };
         let (table, body) = prepare(f);
         let template = Template::parse(&body).map_err(FormatError::Parse)?;
-        Ok(Format { table, template })
+        Ok(Format {
+            table,
+            template,
+            context: None,
+        })
+    }
+
+    /// Rows stand for Docker's Go formatter context `ty` (`*formatter.ContainerContext`):
+    /// unknown fields are errors, as with the docker CLI.
+    pub fn context(mut self, ty: &'static str) -> Format {
+        self.context = Some(ty);
+        self
     }
 
     /// Renders rows (each followed by a newline), with the header and alignment for tables.
@@ -65,7 +77,16 @@ impl Format {
             buf.push('\n');
         }
         for r in rows {
-            buf.push_str(&self.template.render(r).map_err(FormatError::Exec)?);
+            // Docker's contexts marshal to JSON objects with sorted keys (`{{json .}}`).
+            let mut r = r.clone();
+            if let Value::Map(m) = &mut r {
+                m.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            let text = match self.context {
+                Some(ty) => self.template.render_struct(&r, ty),
+                None => self.template.render(&r),
+            };
+            buf.push_str(&text.map_err(FormatError::Exec)?);
             buf.push('\n');
         }
         if self.table {

@@ -11,28 +11,36 @@ struct Exec<'a> {
     vars: Vec<(String, Value)>,
     out: &'a mut String,
     header: bool,
+    /// The root data is a Go struct of this type: unknown fields on it are errors.
+    strict: Option<&'a str>,
+    root: *const Value,
 }
 
 fn xerr(p: &Pipe, msg: impl std::fmt::Display) -> TemplateError {
     TemplateError::Exec(format!(
-        "template: :{}: executing \"\" at <{}>: {msg}",
-        p.line, p.text
+        "template: :{}:{}: executing \"\" at <{}>: {msg}",
+        p.line, p.col, p.text
     ))
 }
 
 /// Executes `nodes` with `data` as dot and `$`, appending to `out`.
 /// With `header`, Docker's formatting functions pass their first argument through unchanged,
 /// so `table {{upper .ID}}` still prints the `CONTAINER ID` header.
-pub fn execute(
+/// With `strict`, the data stands for a Go struct of that type name: a missing field on it
+/// is an error (`can't evaluate field Foo in type *formatter.ContainerContext`), not `<no value>`.
+pub fn execute<'a>(
     nodes: &[Node],
     data: &Value,
-    out: &mut String,
+    out: &'a mut String,
     header: bool,
+    strict: Option<&'a str>,
 ) -> Result<(), TemplateError> {
     let mut e = Exec {
         vars: vec![("$".to_owned(), data.clone())],
         out,
         header,
+        strict,
+        root: data as *const Value,
     };
     e.walk(nodes, data)
 }
@@ -180,7 +188,18 @@ impl Exec<'_> {
     fn arg(&mut self, p: &Pipe, a: &Arg, dot: &Value) -> Result<Value, TemplateError> {
         Ok(match a {
             Arg::Dot => dot.clone(),
-            Arg::Field(path) => walk_fields(p, dot, path)?,
+            Arg::Field(path) => {
+                if let (Some(ty), Some(first)) = (self.strict, path.first())
+                    && std::ptr::eq(dot, self.root)
+                    && dot.get(first).is_none()
+                {
+                    return Err(xerr(
+                        p,
+                        format!("can't evaluate field {first} in type {ty}"),
+                    ));
+                }
+                walk_fields(p, dot, path)?
+            }
             Arg::Var(name, path) => {
                 let Some((_, v)) = self.vars.iter().rev().find(|(n, _)| n == name) else {
                     return Err(TemplateError::Parse(format!(

@@ -53,6 +53,8 @@ pub struct Token {
     pub tok: Tok,
     /// 1-based line.
     pub line: usize,
+    /// 0-based byte column of the token in its line (Go's `:LINE:COL` in exec errors).
+    pub col: usize,
 }
 
 fn err(line: usize, msg: impl Into<String>) -> TemplateError {
@@ -82,6 +84,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TemplateError> {
             out.push(Token {
                 tok: Tok::Text(text.to_owned()),
                 line,
+                col: 0,
             });
         }
         line += rest[..text_end].matches('\n').count();
@@ -114,8 +117,9 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TemplateError> {
         out.push(Token {
             tok: Tok::Open,
             line,
+            col: 0,
         });
-        let (consumed, trim_right) = lex_action(body, &mut line, &mut out)?;
+        let (consumed, trim_right) = lex_action(src, body, &mut line, &mut out)?;
         trim_next_text = trim_right;
         rest = &body[consumed..];
     }
@@ -124,11 +128,17 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TemplateError> {
 
 /// Lexes inside an action up to and including `}}`; returns bytes consumed and whether it was `-}}`.
 fn lex_action(
+    src: &str,
     s: &str,
     line: &mut usize,
     out: &mut Vec<Token>,
 ) -> Result<(usize, bool), TemplateError> {
     let b = s.as_bytes();
+    let base = src.len() - s.len();
+    let col_of = |i: usize| {
+        let abs = base + i;
+        abs - src[..abs].rfind('\n').map(|p| p + 1).unwrap_or(0)
+    };
     let mut i = 0;
     let mut depth = 0i32;
     let mut attach = false;
@@ -142,6 +152,7 @@ fn lex_action(
             out.push(Token {
                 tok: Tok::Close,
                 line: *line,
+                col: col_of(i),
             });
             return Ok((i + 4, true));
         }
@@ -152,11 +163,19 @@ fn lex_action(
             out.push(Token {
                 tok: Tok::Close,
                 line: *line,
+                col: col_of(i),
             });
             return Ok((i + 2, false));
         }
         let cur = *line;
-        let push = |out: &mut Vec<Token>, tok| out.push(Token { tok, line: cur });
+        let col = col_of(i);
+        let push = |out: &mut Vec<Token>, tok| {
+            out.push(Token {
+                tok,
+                line: cur,
+                col,
+            })
+        };
         match c {
             b'\n' => {
                 *line += 1;

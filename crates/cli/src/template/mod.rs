@@ -38,7 +38,15 @@ impl Template {
     /// Runs the template with `data` as dot.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
         let mut out = String::new();
-        exec::execute(&self.nodes, data, &mut out, false)?;
+        exec::execute(&self.nodes, data, &mut out, false, None)?;
+        Ok(out)
+    }
+
+    /// Runs the template on data standing for a Go struct named `ty` (Docker's formatter
+    /// contexts): unknown fields are errors, as in Go.
+    pub fn render_struct(&self, data: &Value, ty: &str) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        exec::execute(&self.nodes, data, &mut out, false, Some(ty))?;
         Ok(out)
     }
 
@@ -46,7 +54,7 @@ impl Template {
     /// passing titles through, as Docker renders `table` headers.
     pub fn render_header(&self, header: &Value) -> Result<String, TemplateError> {
         let mut out = String::new();
-        exec::execute(&self.nodes, header, &mut out, true)?;
+        exec::execute(&self.nodes, header, &mut out, true, None)?;
         Ok(out)
     }
 }

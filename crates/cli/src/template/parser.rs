@@ -30,6 +30,8 @@ pub struct Pipe {
     pub cmds: Vec<Cmd>,
     /// Line for messages.
     pub line: usize,
+    /// Column of the pipeline's first token.
+    pub col: usize,
     /// Source-ish text of the pipeline for `executing "" at <…>` messages.
     pub text: String,
 }
@@ -210,6 +212,7 @@ impl Parser<'_> {
 
     fn pipeline(&mut self, ctx: &str, _control: bool) -> Result<Pipe, TemplateError> {
         let line = self.line();
+        let col = self.toks.get(self.pos).map(|t| t.col).unwrap_or(0);
         let start = self.pos;
         let mut decl = Vec::new();
         let mut assign = false;
@@ -264,6 +267,7 @@ impl Parser<'_> {
             assign,
             cmds,
             line,
+            col,
             text: describe(&self.toks[start..end]),
         })
     }

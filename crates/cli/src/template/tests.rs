@@ -122,7 +122,15 @@ fn exec_errors() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "template: :1: executing \"\" at <.Id.Foo>: can't evaluate field Foo in type string"
+        "template: :1:2: executing \"\" at <.Id.Foo>: can't evaluate field Foo in type string"
+    );
+    let t = Template::parse("x {{.Nope}}").unwrap();
+    assert_eq!(t.render(&data()).unwrap(), "x <no value>");
+    assert_eq!(
+        t.render_struct(&data(), "*formatter.ContainerContext")
+            .unwrap_err()
+            .to_string(),
+        "template: :1:4: executing \"\" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext"
     );
     let e = Template::parse("{{index .Config.Env 5}}")
         .unwrap()
