@@ -177,6 +177,22 @@ impl Exec<'_> {
                 .map_err(|m| xerr(p, format!("error calling {name}: {m}")));
         }
         if c.args.len() > 1 || piped.is_some() {
+            // A method call on a formatter context (`{{.Label "key"}}`).
+            if let Arg::Field(path) = first
+                && let Some((name, recv_path)) = path.split_last()
+            {
+                let recv = walk_fields(p, dot, recv_path)?;
+                let mut args = Vec::new();
+                for a in &c.args[1..] {
+                    args.push(self.arg(p, a, dot)?);
+                }
+                if let Some(v) = piped {
+                    args.push(v);
+                }
+                if let Some(r) = funcs::method(&recv, name, &args) {
+                    return r.map_err(|m| xerr(p, format!("error calling {name}: {m}")));
+                }
+            }
             return Err(xerr(
                 p,
                 format!("can't give argument to non-function {}", p.text),

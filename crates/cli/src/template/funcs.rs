@@ -29,6 +29,34 @@ fn as_string(v: &Value) -> Result<&str, String> {
         .ok_or_else(|| format!("wrong type for value; expected string; got {}", v.kind()))
 }
 
+/// Methods of Docker's formatter contexts that take arguments: `Label "key"` on a row whose
+/// `Labels` field is Docker's `k=v,k2=v2` text. `None` when `name` is no such method.
+pub fn method(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+    if name != "Label" {
+        return None;
+    }
+    let labels = recv.get("Labels")?.as_str()?;
+    let [key] = args else {
+        return Some(Err(format!(
+            "wrong number of args for Label: want 1 got {}",
+            args.len()
+        )));
+    };
+    let Some(key) = key.as_str() else {
+        return Some(Err(format!(
+            "wrong type for value; expected string; got {}",
+            key.kind()
+        )));
+    };
+    let found = labels
+        .split(',')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
+    Some(Ok(Value::Str(found)))
+}
+
 /// Docker's header functions: these return their first argument when rendering a table header.
 pub fn passes_header(name: &str) -> bool {
     matches!(

@@ -182,3 +182,19 @@ proptest! {
         prop_assert_eq!(Template::parse("{{.N}}").unwrap().render(&d).unwrap(), i.to_string());
     }
 }
+
+#[test]
+fn label_method_on_contexts() {
+    let row = Value::map([
+        ("Labels", Value::str("a=1,com.x=y")),
+        ("Names", Value::str("web")),
+    ]);
+    let t = Template::parse("{{.Label \"com.x\"}}|{{.Label \"nope\"}}|{{.Names}}").unwrap();
+    assert_eq!(t.render(&row).unwrap(), "y||web");
+    assert!(
+        Template::parse("{{.Names \"x\"}}")
+            .unwrap()
+            .render(&row)
+            .is_err()
+    );
+}
