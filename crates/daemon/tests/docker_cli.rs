@@ -329,3 +329,26 @@ fn container_gets_dockers_default_confinement() {
     assert_eq!(code, 0);
     assert_eq!(o.trim(), "CapEff:\t0000000000001000");
 }
+
+#[test]
+fn runtime_selection_runc_and_unknown() {
+    let d = ready();
+    if !std::path::Path::new("/usr/sbin/runc").exists()
+        && !std::path::Path::new("/usr/bin/runc").exists()
+    {
+        panic!("runc is part of the machine setup (apt: runc) and is missing");
+    }
+    let (code, o, e) = out(&d.docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "busybox",
+        "echo",
+        "via-runc",
+    ]));
+    assert_eq!((code, o.as_str()), (0, "via-runc\n"), "{e}");
+    let (code, _, e) = out(&d.docker(&["run", "--rm", "--runtime", "nope", "busybox", "true"]));
+    assert_eq!(code, 125);
+    assert!(e.contains("unknown or invalid runtime name: nope"), "{e}");
+}

@@ -108,3 +108,75 @@ fn history_df_prune() {
     assert!(out.contains("untagged: busybox:latest"), "{out}");
     assert_eq!(ok(&d, &["images", "-q"]), "");
 }
+
+#[test]
+fn docker_cp_out_of_a_container_stays_inside_it() {
+    let d = Berthd::start();
+    d.load_busybox();
+    ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            "cpx",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /d/sub; echo one > /d/a; echo two > /d/sub/b; ln -s ../../../../../../etc /esc; echo inside > /etc/motd",
+        ],
+    );
+    let out = d.root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    ok(&d, &["cp", "cpx:/d/a", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("a")).unwrap(), "one\n");
+    ok(&d, &["cp", "cpx:/d", out.join("dd").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("dd/sub/b")).unwrap(),
+        "two\n"
+    );
+    // A symlink climbing out of the rootfs resolves inside it.
+    ok(
+        &d,
+        &["cp", "cpx:/esc/motd", out.join("motd").to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("motd")).unwrap(),
+        "inside\n"
+    );
+    let (code, _, e) = dk(&d, &["cp", "cpx:/nope", out.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        e.contains("Could not find the file /nope in container"),
+        "{e}"
+    );
+    ok(&d, &["rm", "cpx"]);
+}
+
+#[test]
+fn docker_cp_into_running_and_created_containers() {
+    let d = Berthd::start();
+    d.load_busybox();
+    let src = d.root.path().join("in");
+    std::fs::create_dir_all(src.join("dir")).unwrap();
+    std::fs::write(src.join("f.txt"), "hello\n").unwrap();
+    std::fs::write(src.join("dir/n"), "nested\n").unwrap();
+    ok(
+        &d,
+        &["run", "-d", "--name", "cpi", "busybox", "sleep", "1000"],
+    );
+    ok(
+        &d,
+        &["cp", src.join("f.txt").to_str().unwrap(), "cpi:/tmp/"],
+    );
+    ok(&d, &["cp", src.join("dir").to_str().unwrap(), "cpi:/tmp/"]);
+    assert_eq!(
+        ok(&d, &["exec", "cpi", "cat", "/tmp/f.txt", "/tmp/dir/n"]),
+        "hello\nnested"
+    );
+    ok(&d, &["rm", "-f", "cpi"]);
+    // A created (never started) container: its rootfs is mounted for the copy.
+    ok(&d, &["create", "--name", "cps", "busybox", "cat", "/f.txt"]);
+    ok(&d, &["cp", src.join("f.txt").to_str().unwrap(), "cps:/"]);
+    assert_eq!(ok(&d, &["start", "-a", "cps"]), "hello");
+    ok(&d, &["rm", "cps"]);
+}

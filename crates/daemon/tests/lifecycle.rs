@@ -270,3 +270,29 @@ fn events_replay_with_since_until_and_filters() {
         "load"
     );
 }
+
+#[test]
+fn stats_read_the_containers_cgroup() {
+    let d = ready();
+    ok(
+        &d,
+        &[
+            "run", "-d", "--name", "st", "-m", "64m", "busybox", "sleep", "1000",
+        ],
+    );
+    let s = ok(
+        &d,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "st",
+        ],
+    );
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    assert_eq!(parts[0], "st", "{s}");
+    assert_eq!(parts[3], "64MiB", "{s}");
+    assert_eq!(parts[4], "1", "{s}");
+    ok(&d, &["rm", "-f", "st"]);
+}

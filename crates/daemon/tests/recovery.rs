@@ -144,3 +144,30 @@ fn wait_for_exit_files(d: &Berthd, n: usize) {
     }
     panic!("containers did not exit while berthd was down");
 }
+
+#[test]
+fn a_dead_shim_does_not_hang_stop_or_rm() {
+    let d = Berthd::start();
+    d.load_busybox();
+    let id = run(
+        &d,
+        &["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"],
+    );
+    let pid = run(&d, &["inspect", "-f", "{{.State.Pid}}", "orphan"]);
+    let shim_pid = std::fs::read_to_string(d.exec_root.join(&id).join("shim.pid")).unwrap();
+    for p in [shim_pid.trim(), pid.trim()] {
+        // SAFETY: kill(2) on processes of this test's private container.
+        unsafe {
+            libc::kill(p.parse::<i32>().unwrap(), libc::SIGKILL);
+        }
+    }
+    // Whatever berthd concludes about the exit, stop and rm -f must come back.
+    let o = d.docker(&["stop", "-t", "1", "orphan"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        run(&d, &["inspect", "-f", "{{.State.Running}}", "orphan"]),
+        "false"
+    );
+    run(&d, &["rm", "-f", "orphan"]);
+    assert_eq!(run(&d, &["ps", "-aq"]), "");
+}

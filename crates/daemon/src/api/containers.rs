@@ -475,3 +475,75 @@ pub async fn attach(
     });
     Ok(upgrade_response())
 }
+
+/// `stream` and `one-shot` of `GET /containers/{id}/stats`.
+#[derive(Debug, serde::Deserialize)]
+pub struct StatsQuery {
+    /// Keep sending a sample per second (default true).
+    #[serde(default)]
+    stream: Option<String>,
+    /// One sample without waiting for a second one (no precpu).
+    #[serde(
+        default,
+        rename = "one-shot",
+        deserialize_with = "berth_api::query::docker_bool"
+    )]
+    one_shot: bool,
+}
+
+/// `GET /containers/{id}/stats`: samples from the container's cgroup; `precpu_stats` is the
+/// previous sample, so the docker CLI can compute CPU %.
+pub async fn stats(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<StatsQuery>,
+) -> ApiResult<Response> {
+    use crate::containers::stats;
+    let e = d.containers.get(&id)?;
+    let stream = q
+        .stream
+        .as_deref()
+        .is_none_or(berth_api::query::parse_docker_bool);
+    let hier = stats::hierarchy();
+    let name = e.with(|r| r.name.clone());
+    let cid = e.id.clone();
+    let running = move || e.with(|r| r.state.running);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let mut shutdown = d.shutting_down.subscribe();
+    tokio::spawn(async move {
+        let line = |v: &serde_json::Value| {
+            let mut b = serde_json::to_vec(v).unwrap_or_default();
+            b.push(b'\n');
+            Bytes::from(b)
+        };
+        let mut prev = stats::sample(&hier, &cid, &name);
+        if !stream && q.one_shot {
+            let _ = tx.send(line(&prev)).await;
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = tx.closed() => return,
+                _ = shut(&mut shutdown) => return,
+            }
+            let mut cur = stats::sample(&hier, &cid, &name);
+            cur["precpu_stats"] = prev["cpu_stats"].clone();
+            cur["preread"] = prev["read"].clone();
+            if tx.send(line(&cur)).await.is_err() || !stream || !running() {
+                return;
+            }
+            prev = cur;
+        }
+    });
+    let mut r = Response::new(byte_stream(rx));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+async fn shut(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}

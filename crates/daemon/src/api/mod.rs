@@ -3,6 +3,7 @@
 //!
 //! Handlers parse, call the backend (`crate::containers`, `crate::images`), and serialize.
 
+pub mod archive;
 pub mod containers;
 pub mod error;
 pub mod events;
@@ -53,8 +54,13 @@ fn container_routes() -> Router<Arc<Daemon>> {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/changes", get(containers::changes))
         .route("/containers/{id}/export", get(transfer::export))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::get).put(archive::put),
+        )
         .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}", delete(containers::remove))
 }

@@ -378,13 +378,31 @@ async fn signal_running(daemon: &Daemon, entry: &Entry, sig: i32) -> Result<(), 
             entry.id
         )));
     }
-    shim::call(
+    match shim::call(
         &shim_sock(daemon, &entry.id),
         json!({"op": "kill", "signal": sig, "all": false}),
     )
     .await
-    .map(|_| ())
-    .map_err(|e| ApiError::internal(format!("Cannot kill container: {}: {e}", entry.id)))
+    {
+        Ok(_) => Ok(()),
+        Err(ShimError::Io { .. }) if entry.with(|r| r.state.running) => {
+            // The shim is gone (crashed, or killed by hand): nobody will report this exit.
+            // Record it from the exit file if the shim left one, else as killed, so waiters
+            // (stop, rm -f, wait) do not hang.
+            let (code, at, oom) = read_exit_file(daemon, &entry.id).unwrap_or((
+                128 + i64::from(libc::SIGKILL),
+                String::new(),
+                false,
+            ));
+            tracing::warn!(id = %entry.id, code, "shim unreachable; recording the container as exited");
+            record_exit(daemon, entry, code, at, oom);
+            Ok(())
+        }
+        Err(e) => Err(ApiError::internal(format!(
+            "Cannot kill container: {}: {e}",
+            entry.id
+        ))),
+    }
 }
 
 /// `POST /containers/{id}/kill`.

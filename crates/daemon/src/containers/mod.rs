@@ -20,4 +20,5 @@ pub mod recovery;
 pub mod shim;
 pub mod signal;
 pub mod spec;
+pub mod stats;
 pub mod store;
