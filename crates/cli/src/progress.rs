@@ -47,6 +47,20 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The line printed for a message without a terminal: Docker prints only state changes
+/// (`<id>: Pull complete`), not each progress tick, and free `stream` text as is.
+pub fn plain_line(m: &Message) -> Option<String> {
+    if let Some(s) = &m.stream {
+        return Some(s.clone());
+    }
+    let status = m.status.as_deref().unwrap_or("");
+    match &m.id {
+        Some(_) if has_progress(m) => None,
+        Some(id) => Some(format!("{id}: {status}\n")),
+        None => Some(format!("{status}\n")),
+    }
+}
+
 fn has_progress(m: &Message) -> bool {
     m.progress.as_deref().is_some_and(|p| !p.is_empty())
         || m.progress_detail
@@ -120,10 +134,9 @@ pub async fn display(
                 bar.set_message(text);
                 bar.tick();
             }
-            (Some(id), false) => {
-                // Without a terminal Docker prints only the state changes, not each progress tick.
-                if !has_progress(&m) {
-                    print(&format!("{id}: {status}\n"));
+            (Some(_), false) => {
+                if let Some(line) = plain_line(&m) {
+                    print(&line);
                 }
             }
             (None, _) => {
@@ -139,4 +152,45 @@ pub async fn display(
         b.finish();
     }
     Ok(aux)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(json: &str) -> Message {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn plain_lines_skip_progress_ticks() {
+        assert_eq!(
+            plain_line(&msg(r#"{"status":"Pulling fs layer","id":"a1"}"#)).as_deref(),
+            Some("a1: Pulling fs layer\n")
+        );
+        assert_eq!(
+            plain_line(&msg(
+                r#"{"status":"Downloading","id":"a1","progress":"[=>  ] 1MB/4MB","progressDetail":{"current":1,"total":4}}"#
+            )),
+            None
+        );
+        assert_eq!(
+            plain_line(&msg(
+                r#"{"status":"Download complete","id":"a1","progressDetail":{}}"#
+            ))
+            .as_deref(),
+            Some("a1: Download complete\n")
+        );
+        assert_eq!(
+            plain_line(&msg(
+                r#"{"status":"Status: Downloaded newer image for busybox:latest"}"#
+            ))
+            .as_deref(),
+            Some("Status: Downloaded newer image for busybox:latest\n")
+        );
+        assert_eq!(
+            plain_line(&msg(r#"{"stream":"Loaded image: busybox:latest\n"}"#)).as_deref(),
+            Some("Loaded image: busybox:latest\n")
+        );
+    }
 }
