@@ -7,8 +7,6 @@ mod common;
 use common::{Daemon, assert_aligned, cells, stderr, stdout};
 use predicates::prelude::*;
 
-const NEEDS_IMAGES: &str = "needs berthd image store: POST /images/load + a runnable busybox";
-
 #[test]
 fn version_shows_client_and_server() {
     let d = Daemon::start();
@@ -166,7 +164,6 @@ fn inspect_missing_object() {
 }
 
 #[test]
-#[ignore = "needs berthd image store: POST /images/load + a runnable busybox"]
 fn run_rm_echo_and_exit_codes() {
     let d = Daemon::start();
     d.load_busybox();
@@ -202,11 +199,9 @@ fn run_rm_echo_and_exit_codes() {
             .clone(),
     );
     assert_eq!(ps, "");
-    let _ = NEEDS_IMAGES;
 }
 
 #[test]
-#[ignore = "needs berthd image store: POST /images/load + a runnable busybox"]
 fn run_stdin_and_stderr() {
     let d = Daemon::start();
     d.load_busybox();
@@ -232,7 +227,6 @@ fn run_stdin_and_stderr() {
 }
 
 #[test]
-#[ignore = "needs berthd image store: POST /images/load + a runnable busybox"]
 fn detached_lifecycle_ps_logs_inspect_stop_rm() {
     let d = Daemon::start();
     d.load_busybox();
@@ -449,7 +443,6 @@ fn detached_lifecycle_ps_logs_inspect_stop_rm() {
 }
 
 #[test]
-#[ignore = "needs berthd image store: GET /images/json listing the loaded image"]
 fn images_match_docker() {
     let d = Daemon::start();
     d.load_busybox();
@@ -515,7 +508,6 @@ fn broken_pipe_is_clean() {
 }
 
 #[test]
-#[ignore = "needs berthd image store: POST /images/load + a runnable busybox"]
 fn signals_are_forwarded_to_the_container() {
     let d = Daemon::start();
     d.load_busybox();

@@ -106,7 +106,6 @@ fn rand_suffix() -> u32 {
 }
 
 #[test]
-#[ignore = "needs berthd image store: POST /images/load + a runnable busybox"]
 fn run_it_shell_under_tmux() {
     let d = Daemon::start();
     d.load_busybox();
@@ -150,7 +149,6 @@ fn run_it_shell_under_tmux() {
 }
 
 #[test]
-#[ignore = "needs berthd image store: POST /images/load + a runnable busybox"]
 fn detach_keys_leave_container_running() {
     let d = Daemon::start();
     d.load_busybox();
