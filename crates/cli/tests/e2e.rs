@@ -540,3 +540,81 @@ fn signals_are_forwarded_to_the_container() {
     assert_eq!(rest, "got TERM\n");
     assert_eq!(st.code(), Some(7));
 }
+
+#[test]
+fn missing_image_is_pulled_like_docker() {
+    let d = Daemon::start();
+    // berthd cannot pull yet (501): both CLIs show the same sequence and exit 125.
+    let ours = d
+        .berth()
+        .args(["run", "--rm", "nosuch"])
+        .assert()
+        .code(125)
+        .get_output()
+        .clone();
+    let theirs = d
+        .docker()
+        .args(["run", "--rm", "nosuch"])
+        .assert()
+        .code(125)
+        .get_output()
+        .clone();
+    let theirs = stderr(&theirs)
+        .replace("docker: Error", "berth: Error")
+        .replace("'docker run --help'", "'berth run --help'");
+    assert_eq!(stderr(&ours), theirs);
+    assert!(stderr(&ours).starts_with("Unable to find image 'nosuch:latest' locally\n"));
+}
+
+#[test]
+fn image_commands_match_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.berth()
+        .args(["tag", "busybox", "me/bb:1"])
+        .assert()
+        .success()
+        .stdout("");
+    for args in [
+        &["images"][..],
+        &["images", "--no-trunc"][..],
+        &["history", "busybox"][..],
+        &[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}",
+        ][..],
+    ] {
+        let ours = stdout(&d.berth().args(args).assert().success().get_output().clone());
+        let theirs = stdout(
+            &d.docker()
+                .args(args)
+                .assert()
+                .success()
+                .get_output()
+                .clone(),
+        );
+        assert_eq!(cells(&ours), cells(&theirs), "berth {args:?}");
+    }
+    d.berth()
+        .args(["rmi", "me/bb:1"])
+        .assert()
+        .success()
+        .stdout("Untagged: me/bb:1\n");
+    // save | load round trip.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("bb.tar");
+    d.berth()
+        .args(["save", "-o"])
+        .arg(&tar)
+        .arg("busybox")
+        .assert()
+        .success();
+    assert!(std::fs::metadata(&tar).unwrap().len() > 1024);
+    d.berth()
+        .args(["load", "-i"])
+        .arg(&tar)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("busybox:latest"));
+}

@@ -207,10 +207,12 @@ pub async fn pull_image(
     quiet: bool,
     to_stderr: bool,
 ) -> Result<()> {
-    let (name, tag) = match reference.split_once('@') {
+    // The docker CLI asks for the fully qualified name (`docker.io/library/busybox`).
+    let full = normalize(reference);
+    let (name, tag) = match full.split_once('@') {
         Some((n, d)) => (n.to_owned(), d.to_owned()),
         None => {
-            let (r, t) = split_tag(reference);
+            let (r, t) = split_tag(&full);
             (
                 r.to_owned(),
                 if t.is_empty() {
