@@ -131,9 +131,13 @@ fn usage_error(err: clap::Error) -> i32 {
             (first, 125)
         }
     };
-    output::errln(&format!(
-        "{msg}\n\n{usage}\n\nRun '{cmd} --help' for more information"
-    ));
+    if usage.is_empty() {
+        output::errln(&format!("{msg}\n\nRun '{cmd} --help' for more information"));
+    } else {
+        output::errln(&format!(
+            "{msg}\n\n{usage}\n\nRun '{cmd} --help' for more information"
+        ));
+    }
     code
 }
 

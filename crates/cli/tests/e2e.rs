@@ -618,3 +618,46 @@ fn image_commands_match_docker() {
         .success()
         .stdout(predicate::str::contains("busybox:latest"));
 }
+
+#[test]
+fn shell_completion_scripts() {
+    let bash = stdout(
+        &assert_cmd::Command::cargo_bin("berth")
+            .unwrap()
+            .args(["completion", "bash"])
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    // The script is valid bash and knows the subcommands.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("berth.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(
+        bash.contains("inspect") && bash.contains("--detach-keys"),
+        "incomplete script"
+    );
+    let fish = stdout(
+        &assert_cmd::Command::cargo_bin("berth")
+            .unwrap()
+            .args(["completion", "fish"])
+            .assert()
+            .success()
+            .get_output()
+            .clone(),
+    );
+    assert!(fish.contains("complete -c berth"));
+    assert_cmd::Command::cargo_bin("berth")
+        .unwrap()
+        .args(["completion", "tcsh"])
+        .assert()
+        .code(1)
+        .stderr("unsupported shell type \"tcsh\"\n");
+}

@@ -94,6 +94,8 @@ pub enum Cmd {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Generate the autocompletion script for the specified shell
+    Completion(CompletionArgs),
 }
 
 /// `container …`: the container commands plus `ls`.
@@ -1038,4 +1040,12 @@ pub struct DfArgs {
     /// Show detailed information on space usage
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+}
+
+/// `completion`.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// bash, zsh or fish
+    #[arg(value_name = "SHELL")]
+    pub shell: String,
 }

@@ -118,6 +118,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
     };
     let host = cli.host.as_deref();
     match cmd {
+        Cmd::Completion(a) => completion(&a.shell),
         Cmd::Version(a) => system::version(host, a).await,
         Cmd::Container(c) => container(host, *c).await,
         Cmd::ContainerMgmt(c) => match c {
@@ -184,7 +185,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32> {
                     SystemCmd::Info(a) => system::info(&ctx, a).await,
                     SystemCmd::Events(a) => system::events(&ctx, a).await,
                 },
-                Cmd::Version(_) | Cmd::Container(_) | Cmd::ContainerMgmt(_) => Ok(0),
+                Cmd::Version(_)
+                | Cmd::Container(_)
+                | Cmd::ContainerMgmt(_)
+                | Cmd::Completion(_) => Ok(0),
             }
         }
     }
@@ -223,4 +227,20 @@ async fn container(host: Option<&str>, c: ContainerCmd) -> Result<i32> {
         ContainerCmd::Export(a) => containers::export(&ctx, a).await,
         ContainerCmd::Port(a) => containers::port(&ctx, a).await,
     }
+}
+
+/// `completion SHELL`: the script clap_complete generates from the command definitions.
+fn completion(shell: &str) -> Result<i32> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let sh = match shell {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        other => return Err(CliError::Msg(format!("unsupported shell type \"{other}\""))),
+    };
+    let mut buf = Vec::new();
+    clap_complete::generate(sh, &mut crate::cli::Cli::command(), "berth", &mut buf);
+    crate::output::out_bytes(&buf);
+    Ok(0)
 }
