@@ -661,3 +661,34 @@ fn shell_completion_scripts() {
         .code(1)
         .stderr("unsupported shell type \"tcsh\"\n");
 }
+
+#[test]
+fn garbage_from_the_daemon_is_an_error_not_a_panic() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("garbage.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let server = std::thread::spawn(move || {
+        // Answer every connection (ping, then the request) with bytes that are not HTTP.
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"this is not http\r\n\r\n");
+        }
+    });
+    let o = assert_cmd::Command::cargo_bin("berth")
+        .unwrap()
+        .args(["-H", &format!("unix://{}", sock.display()), "ps"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = stderr(&o);
+    assert!(err.contains("talking to the daemon at unix://"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    server.join().unwrap();
+}
