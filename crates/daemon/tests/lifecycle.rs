@@ -296,3 +296,81 @@ fn stats_read_the_containers_cgroup() {
     assert_eq!(parts[4], "1", "{s}");
     ok(&d, &["rm", "-f", "st"]);
 }
+
+#[test]
+fn attach_to_a_running_container_gets_output_and_exit_code() {
+    let d = ready();
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "att",
+            "busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late; exit 4",
+        ],
+    );
+    let child = std::process::Command::new(common::DOCKER)
+        .args(["attach", "--no-stdin", "att"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Release the container only once the attach is registered with the shim.
+    let mut attached = false;
+    for _ in 0..400 {
+        if d.log().contains("/attach?") {
+            attached = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(attached, "attach request never reached berthd");
+    ok(&d, &["exec", "att", "touch", "/tmp/go"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "late\n");
+    assert_eq!(out.status.code(), Some(4));
+    ok(&d, &["rm", "att"]);
+}
+
+#[test]
+fn update_restart_policy_and_stopped_resources() {
+    let d = ready();
+    ok(
+        &d,
+        &["run", "-d", "--name", "up", "busybox", "sleep", "1000"],
+    );
+    ok(&d, &["update", "--restart", "unless-stopped", "up"]);
+    assert_eq!(
+        ok(
+            &d,
+            &["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "up"]
+        ),
+        "unless-stopped"
+    );
+    let (code, _, e) = dk(&d, &["update", "-m", "64m", "up"]);
+    assert_ne!(code, 0);
+    assert!(e.contains("not supported yet"), "{e}");
+    ok(&d, &["stop", "-t", "0", "up"]);
+    ok(&d, &["update", "-m", "64m", "--memory-swap", "128m", "up"]);
+    assert_eq!(
+        ok(&d, &["inspect", "-f", "{{.HostConfig.Memory}}", "up"]),
+        "67108864"
+    );
+    ok(&d, &["start", "up"]);
+    assert_eq!(
+        ok(
+            &d,
+            &["stats", "--no-stream", "--format", "{{.MemUsage}}", "up"]
+        )
+        .split(" / ")
+        .nth(1),
+        Some("64MiB")
+    );
+    ok(&d, &["rm", "-f", "up"]);
+}

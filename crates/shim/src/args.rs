@@ -105,7 +105,27 @@ impl Args {
         out.state_dir = state_dir.ok_or(ArgsError::Missing("--state-dir"))?;
         out.runtime_root = runtime_root.ok_or(ArgsError::Missing("--runtime-root"))?;
         out.log_path = log_path.ok_or(ArgsError::Missing("--log-path"))?;
+        // The daemon chdirs to `/`: relative paths are resolved against the caller's cwd now.
+        for p in [
+            &mut out.bundle,
+            &mut out.state_dir,
+            &mut out.runtime_root,
+            &mut out.log_path,
+        ] {
+            absolutize(p);
+        }
+        if let Some(b) = &mut out.runtime_binary
+            && b.components().count() > 1
+        {
+            absolutize(b);
+        }
         Ok(out)
+    }
+}
+
+fn absolutize(p: &mut PathBuf) {
+    if let Ok(abs) = std::path::absolute(&*p) {
+        *p = abs;
     }
 }
 
@@ -149,6 +169,32 @@ mod tests {
         assert!(a.terminal && a.stdin);
         assert_eq!(a.log_max_size, Some(100));
         assert_eq!(a.log_max_files, 3);
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let a = Args::parse(os(&[
+            "--id",
+            "c",
+            "--bundle",
+            "b",
+            "--state-dir",
+            "s",
+            "--runtime-root",
+            "/r",
+            "--log-path",
+            "l",
+            "--runtime-binary",
+            "runc",
+        ]))
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(a.bundle, cwd.join("b"));
+        assert_eq!(a.state_dir, cwd.join("s"));
+        assert_eq!(a.log_path, cwd.join("l"));
+        assert_eq!(a.runtime_root, PathBuf::from("/r"));
+        // A bare name is looked up in $PATH, not made relative.
+        assert_eq!(a.runtime_binary, Some(PathBuf::from("runc")));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod args;
+mod client;
 mod console;
 mod daemon;
 mod files;
@@ -21,6 +22,7 @@ mod proto;
 mod runtime;
 mod shim;
 mod sockpath;
+mod streams;
 mod sys;
 
 use std::os::fd::OwnedFd;

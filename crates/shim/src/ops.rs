@@ -4,10 +4,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
+use crate::client::{Kind, frame_header};
 use crate::proc::{Pending, Proc};
 use crate::proto::{self, Request};
 use crate::runtime::ExecRequest;
-use crate::shim::{Exec, Kind, Shim, Status, Target, frame_header};
+use crate::shim::{Exec, Shim, Status, Target};
 use crate::sys;
 
 impl Shim {

@@ -3,25 +3,21 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::args::Args;
+use crate::client::{Client, Kind};
 use crate::files;
-use crate::log::{JsonLog, Stream};
+use crate::log::JsonLog;
 use crate::proc::{Proc, STDIN_CAP};
 use crate::proto;
 use crate::runtime::Runtime;
 use crate::sys::{self, SysError};
 
-/// Bytes kept per attach client that reads slower than the container writes; more is dropped
-/// (the log is never held up by a client).
-pub const CLIENT_CAP: usize = 1024 * 1024;
-/// Longest request line accepted.
-const MAX_REQUEST: usize = 1024 * 1024;
 /// How long an exited container's shim waits for a client before exiting on its own.
 pub const IDLE_AFTER_EXIT: Duration = Duration::from_secs(300);
 
@@ -70,68 +66,6 @@ pub struct Exec {
     pub exited: Option<Instant>,
 }
 
-/// What a connection is doing.
-pub enum Kind {
-    /// Sending request lines.
-    Control,
-    /// Waiting for a process to exit (`wait` / `exec_wait`).
-    Wait(Target),
-    /// A raw attach stream.
-    Attach {
-        target: Target,
-        stdin: bool,
-        stdout: bool,
-        stderr: bool,
-    },
-}
-
-/// One connection on shim.sock.
-pub struct Client {
-    pub sock: UnixStream,
-    pub rbuf: Vec<u8>,
-    pub wbuf: Vec<u8>,
-    pub kind: Kind,
-    /// The peer half-closed (no more reads).
-    pub read_closed: bool,
-    /// Close once `wbuf` is flushed.
-    pub closing: bool,
-    pub dead: bool,
-}
-
-impl Client {
-    /// Queue bytes, dropping them if the client is too far behind.
-    pub fn queue(&mut self, data: &[u8]) {
-        if self.wbuf.len() + data.len() <= CLIENT_CAP {
-            self.wbuf.extend_from_slice(data);
-        }
-    }
-
-    /// Write as much of `wbuf` as the socket takes now.
-    pub fn flush(&mut self) {
-        while !self.wbuf.is_empty() && !self.dead {
-            match sys::write(self.sock.as_raw_fd(), &self.wbuf, true) {
-                Ok(0) => self.dead = true,
-                Ok(n) => {
-                    self.wbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // EPIPE, ECONNRESET, ...: the client is gone; never fatal for the shim.
-                Err(_) => self.dead = true,
-            }
-        }
-        if self.wbuf.is_empty() {
-            if self.wbuf.capacity() > 64 * 1024 {
-                self.wbuf = Vec::new();
-            }
-            if self.closing && !self.dead {
-                let _ = self.sock.shutdown(std::net::Shutdown::Both);
-                self.dead = true;
-            }
-        }
-    }
-}
-
 /// The exit status as berthd reads it from the `exit` file.
 #[derive(Debug, Clone)]
 pub struct ExitInfo {
@@ -161,7 +95,7 @@ pub struct Shim {
     pub quit: bool,
     /// When the shim last had a client (or the init exited): start of the idle countdown.
     pub idle_since: Instant,
-    buf: Box<[u8]>,
+    pub(crate) buf: Box<[u8]>,
 }
 
 #[derive(Clone, Copy)]
@@ -207,6 +141,7 @@ impl Shim {
         }
     }
 
+    /// The process a client targets (None: an exec that is gone).
     pub fn proc_mut(&mut self, t: Target) -> Option<&mut Proc> {
         match t {
             None => Some(&mut self.init),
@@ -218,6 +153,7 @@ impl Shim {
         }
     }
 
+    /// Shared view of [`Shim::proc_mut`].
     pub fn proc_ref(&self, t: Target) -> Option<&Proc> {
         match t {
             None => Some(&self.init),
@@ -487,259 +423,4 @@ impl Shim {
             self.process_lines(i);
         }
     }
-
-    /// Read whatever output is available now without blocking (used at exit).
-    fn drain_outputs(&mut self, t: Target) {
-        let n = self.proc_ref(t).map_or(0, |p| p.outs.len());
-        for j in 0..n {
-            for _ in 0..1024 {
-                let open = self
-                    .proc_ref(t)
-                    .and_then(|p| p.outs.get(j))
-                    .is_some_and(|o| o.fd.is_some());
-                if !open || !self.read_output(t, j) {
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Read one chunk from an output; false when nothing more is available now.
-    fn read_output(&mut self, t: Target, j: usize) -> bool {
-        let Some(p) = self.proc_ref(t) else {
-            return false;
-        };
-        let Some(out) = p.outs.get(j) else {
-            return false;
-        };
-        let Some(fd) = &out.fd else { return false };
-        let stream = out.stream;
-        let raw = fd.as_raw_fd();
-        let mut buf = std::mem::take(&mut self.buf);
-        let more = match sys::read(raw, &mut buf) {
-            Ok(0) => {
-                self.on_output_eof(t, j, stream);
-                false
-            }
-            Ok(n) => {
-                self.deliver(t, stream, &buf[..n]);
-                true
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
-            // EIO on a pty master: every slave is closed; same as EOF.
-            Err(_) => {
-                self.on_output_eof(t, j, stream);
-                false
-            }
-        };
-        self.buf = buf;
-        more
-    }
-
-    fn on_output_eof(&mut self, t: Target, j: usize, stream: Stream) {
-        if let Some(p) = self.proc_mut(t)
-            && let Some(o) = p.outs.get_mut(j)
-        {
-            o.fd = None;
-        }
-        if t.is_none()
-            && let Some(log) = &mut self.log
-        {
-            let _ = log.flush_stream(stream);
-        }
-    }
-
-    /// Output of a process: to the log (init only) and to every attach client that wants it.
-    fn deliver(&mut self, t: Target, stream: Stream, data: &[u8]) {
-        if t.is_none()
-            && let Some(log) = &mut self.log
-        {
-            // A full disk must not stop the container; the line is lost like with Docker.
-            let _ = log.write(stream, data);
-        }
-        let tty = self.proc_ref(t).is_some_and(|p| p.tty);
-        let mut any = false;
-        for c in &mut self.clients {
-            if let Kind::Attach {
-                target,
-                stdout,
-                stderr,
-                ..
-            } = c.kind
-                && target == t
-            {
-                any = true;
-                let wants = match stream {
-                    Stream::Stdout => stdout,
-                    Stream::Stderr => stderr,
-                };
-                if !wants {
-                    continue;
-                }
-                if !tty {
-                    c.queue(&frame_header(stream, data.len()));
-                }
-                c.queue(data);
-                c.flush();
-            }
-        }
-        if !any && let Some(p) = self.proc_mut(t) {
-            p.keep_backlog(stream, data);
-        }
-    }
-
-    fn flush_stdin(&mut self, t: Target) {
-        let Some(p) = self.proc_mut(t) else { return };
-        while let Some(fd) = &p.stdin {
-            if p.stdin_buf.is_empty() {
-                break;
-            }
-            match sys::write(fd.as_raw_fd(), &p.stdin_buf, false) {
-                Ok(n) => {
-                    p.stdin_buf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // EPIPE: the process closed its stdin; the rest is discarded.
-                Err(_) => {
-                    p.stdin = None;
-                    p.stdin_buf = Vec::new();
-                }
-            }
-        }
-        if p.stdin_buf.is_empty() && p.stdin_close && !p.tty {
-            p.stdin = None;
-        }
-        if p.stdin_buf.capacity() > 64 * 1024 && p.stdin_buf.is_empty() {
-            p.stdin_buf = Vec::new();
-        }
-    }
-
-    fn on_client(&mut self, i: usize, revents: i16) {
-        if revents & libc::POLLOUT != 0 {
-            self.clients[i].flush();
-        }
-        if revents & libc::POLLIN != 0 {
-            self.read_client(i);
-        } else if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            self.clients[i].dead = true;
-        }
-    }
-
-    fn read_client(&mut self, i: usize) {
-        let mut buf = std::mem::take(&mut self.buf);
-        let r = sys::read(self.clients[i].sock.as_raw_fd(), &mut buf);
-        match r {
-            Ok(0) => self.on_client_eof(i),
-            Ok(n) => match self.clients[i].kind {
-                Kind::Attach { target, stdin, .. } => {
-                    if stdin {
-                        self.stdin_data(target, &buf[..n]);
-                    }
-                }
-                _ => {
-                    let c = &mut self.clients[i];
-                    c.rbuf.extend_from_slice(&buf[..n]);
-                    if c.rbuf.len() > MAX_REQUEST {
-                        c.rbuf = Vec::new();
-                        c.queue(&proto::err("request line too long", None));
-                        c.closing = true;
-                        c.read_closed = true;
-                        c.flush();
-                    } else {
-                        self.process_lines(i);
-                    }
-                }
-            },
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => self.clients[i].dead = true,
-        }
-        self.buf = buf;
-    }
-
-    fn on_client_eof(&mut self, i: usize) {
-        let c = &mut self.clients[i];
-        c.read_closed = true;
-        match c.kind {
-            Kind::Attach {
-                target,
-                stdin: true,
-                ..
-            } => {
-                if let Some(p) = self.proc_mut(target) {
-                    p.stdin_close = true;
-                }
-                self.flush_stdin(target);
-            }
-            Kind::Attach { .. } => {}
-            Kind::Control => {
-                // Serve what was sent, then close once answered.
-                self.process_lines(i);
-                let c = &mut self.clients[i];
-                if matches!(c.kind, Kind::Control) {
-                    c.closing = true;
-                    c.flush();
-                }
-            }
-            // A waiter that half-closed still gets its answer.
-            Kind::Wait(_) => {}
-        }
-    }
-
-    pub fn stdin_data(&mut self, t: Target, data: &[u8]) {
-        if let Some(p) = self.proc_mut(t)
-            && p.stdin.is_some()
-        {
-            p.stdin_buf.extend_from_slice(data);
-            self.flush_stdin(t);
-        }
-    }
-
-    /// Handle every complete request line of a control client.
-    pub fn process_lines(&mut self, i: usize) {
-        loop {
-            let c = &mut self.clients[i];
-            if !matches!(c.kind, Kind::Control) || c.dead {
-                return;
-            }
-            let Some(nl) = c.rbuf.iter().position(|&b| b == b'\n') else {
-                return;
-            };
-            let line: Vec<u8> = c.rbuf.drain(..=nl).collect();
-            let line = line.strip_suffix(b"\n").unwrap_or(&line);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            let resp = match proto::parse(line) {
-                Ok(req) => self.handle(i, req),
-                Err(e) => Some(proto::err(&e, None)),
-            };
-            let c = &mut self.clients[i];
-            if let Some(resp) = resp {
-                c.queue(&resp);
-            }
-            if let Kind::Attach { stdin, target, .. } = c.kind {
-                // Bytes after the attach line are already stdin.
-                let rest = std::mem::take(&mut c.rbuf);
-                c.flush();
-                if stdin && !rest.is_empty() {
-                    self.stdin_data(target, &rest);
-                }
-                return;
-            }
-            c.flush();
-        }
-    }
-}
-
-/// Docker's stdcopy header: stream byte, three zero bytes, big-endian payload length.
-pub fn frame_header(stream: Stream, len: usize) -> [u8; 8] {
-    let l = (len as u32).to_be_bytes();
-    [stream as u8, 0, 0, 0, l[0], l[1], l[2], l[3]]
 }

@@ -547,3 +547,67 @@ pub async fn stats(
 async fn shut(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
+
+/// `POST /containers/{id}/update`: the restart policy always; resource limits of stopped
+/// containers (applied at the next start). Changing the limits of a running container needs
+/// a cgroup update through the shim, which does not exist yet: refused, not faked.
+pub async fn update(
+    State(d): D,
+    Path(id): Path<String>,
+    DockerJson(body): DockerJson<serde_json::Value>,
+) -> ApiResult<Response> {
+    let e = d.containers.get(&id)?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("update body must be a JSON object"))?;
+    let (running, hc) = e.with(|r| (r.state.running, r.host_config.clone()));
+    let mut hc_json = serde_json::to_value(&hc)
+        .map_err(|err| ApiError::internal(format!("encoding host config: {err}")))?;
+    let mut resources_changed = false;
+    for (k, v) in obj {
+        let is_zero = v.is_null()
+            || v.as_i64() == Some(0)
+            || v.as_str() == Some("")
+            || v.as_array().is_some_and(Vec::is_empty);
+        if is_zero {
+            continue;
+        }
+        if k == "RestartPolicy" {
+            if v.get("Name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .is_empty()
+            {
+                continue;
+            }
+        } else {
+            resources_changed = true;
+        }
+        hc_json[k] = v.clone();
+    }
+    if running && resources_changed {
+        return Err(ApiError::not_implemented(
+            "updating the resources of a running container is not supported yet; stop it first",
+        )
+        .into());
+    }
+    let new_hc: berth_api::models::HostConfig = serde_json::from_value(hc_json)
+        .map_err(|err| ApiError::invalid(format!("invalid update: {err}")))?;
+    crate::containers::spec::validate_host_config(&new_hc)?;
+    if new_hc.auto_remove == Some(true)
+        && new_hc
+            .restart_policy
+            .as_ref()
+            .and_then(|p| p.name)
+            .is_some_and(|n| !matches!(n.to_string().as_str(), "" | "no"))
+    {
+        return Err(ApiError::invalid(
+            "Restart policy cannot be updated because AutoRemove is enabled for the container",
+        )
+        .into());
+    }
+    e.with(|r| r.host_config = new_hc);
+    files::save_record(&d.container_dir(&e.id), &e.snapshot())?;
+    d.events.container(&e.snapshot(), "update", &[]);
+    Ok(Json(json!({"Warnings": []})).into_response())
+}

@@ -53,6 +53,7 @@ fn container_routes() -> Router<Arc<Daemon>> {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/changes", get(containers::changes))

@@ -20,6 +20,7 @@ pub struct Binary {
 }
 
 impl Binary {
+    /// Drive `path` with `--root root`.
     pub fn new(path: &Path, root: &Path) -> Binary {
         Binary {
             path: path.to_path_buf(),
@@ -27,6 +28,7 @@ impl Binary {
         }
     }
 
+    /// `create --bundle --pid-file [--console-socket] ID` with the container's stdio as ours.
     pub fn create(&mut self, req: CreateRequest<'_>) -> Result<i32, RuntimeError> {
         let mut args: Vec<&OsStr> = vec![
             "create".as_ref(),
@@ -45,6 +47,7 @@ impl Binary {
         pid
     }
 
+    /// `exec --detach --process FILE --pid-file F [--console-socket] ID`.
     pub fn exec(&mut self, req: ExecRequest<'_>) -> Result<i32, RuntimeError> {
         let dir = req.scratch_dir;
         let process_file = dir.join(format!("{}.process.json", req.exec_id));

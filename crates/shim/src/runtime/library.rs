@@ -47,6 +47,7 @@ impl Library {
         }
     }
 
+    /// `container::create`: the init becomes our direct child, waiting for start.
     pub fn create(&mut self, req: CreateRequest<'_>) -> Result<i32, RuntimeError> {
         let _g = DefaultSigpipe::new();
         let c = container::create(CreateOptions {
@@ -54,7 +55,8 @@ impl Library {
             bundle: req.bundle.to_path_buf(),
             root: self.root.clone(),
             console_socket: req.console_socket.map(Path::to_path_buf),
-            pid_file: Some(req.pid_file.to_path_buf()),
+            // The pid comes back in the Container; a pid file would cost an fsync'd write.
+            pid_file: None,
             no_pivot: false,
             stdio: req.stdio,
             preserve_fds: 0,
@@ -65,6 +67,7 @@ impl Library {
         Ok(pid)
     }
 
+    /// Start the created init (the Container from create, or loaded from the state dir).
     pub fn start(&mut self, id: &str) -> Result<(), RuntimeError> {
         if self.container.is_none() {
             self.container = Some(container::load(&self.root, id).map_err(|e| failed("start", e))?);
@@ -78,23 +81,28 @@ impl Library {
         }
     }
 
+    /// Signal every process of the container.
     pub fn kill_all(&mut self, id: &str, signal: i32) -> Result<(), RuntimeError> {
         container::kill(&self.root, id, signal, true).map_err(|e| failed("kill", e))
     }
 
+    /// Freeze the container's cgroup.
     pub fn pause(&mut self, id: &str) -> Result<(), RuntimeError> {
         container::pause(&self.root, id).map_err(|e| failed("pause", e))
     }
 
+    /// Thaw the container's cgroup.
     pub fn resume(&mut self, id: &str) -> Result<(), RuntimeError> {
         container::resume(&self.root, id).map_err(|e| failed("resume", e))
     }
 
+    /// Remove the runtime state and cgroups (force: the init is already gone).
     pub fn delete(&mut self, id: &str) -> Result<(), RuntimeError> {
         self.container = None;
         container::delete(&self.root, id, true).map_err(|e| failed("delete", e))
     }
 
+    /// `container::exec` of the OCI process berthd sent; the process is our direct child.
     pub fn exec(&mut self, req: ExecRequest<'_>) -> Result<i32, RuntimeError> {
         let process: oci_spec::runtime::Process = serde_json::from_value(req.process.clone())
             .map_err(|e| RuntimeError::Failed {
@@ -111,7 +119,8 @@ impl Library {
                 console_socket: req.console_socket.map(Path::to_path_buf),
                 pid_file: None,
                 preserve_fds: 0,
-                detach: false,
+                // The shim reaps it through SIGCHLD like every child; nobody blocks on it.
+                detach: true,
             },
         )
         .map_err(|e| failed("exec", e))?;

@@ -2,6 +2,48 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
+/// One `#[test]` per scenario and backend: `runc::NAME` and `library::NAME`; scenarios listed
+/// under `library_ignored` are ignored (with the reason) on the library backend only.
+macro_rules! both_backends {
+    (
+        both: [$($name:ident),* $(,)?],
+        library_ignored: [$($iname:ident => $reason:literal),* $(,)?] $(,)?
+    ) => {
+        mod runc {
+            $(
+                #[test]
+                fn $name() {
+                    if !$crate::common::skip_unless_ready() { return; }
+                    super::$name($crate::common::Backend::Runc);
+                }
+            )*
+            $(
+                #[test]
+                fn $iname() {
+                    if !$crate::common::skip_unless_ready() { return; }
+                    super::$iname($crate::common::Backend::Runc);
+                }
+            )*
+        }
+        mod library {
+            $(
+                #[test]
+                fn $name() {
+                    if !$crate::common::skip_unless_ready() { return; }
+                    super::$name($crate::common::Backend::Library);
+                }
+            )*
+            $(
+                #[test]
+                #[ignore = $reason]
+                fn $iname() {
+                    super::$iname($crate::common::Backend::Library);
+                }
+            )*
+        }
+    };
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -387,4 +429,11 @@ pub fn no_pid_ns(spec: &mut Value) {
     if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
         ns.retain(|n| n["type"] != "pid");
     }
+}
+
+/// Options for `args` on `backend`.
+pub fn opts(args: &[&str], backend: Backend) -> Opts {
+    let mut o = Opts::new(args);
+    o.backend = backend;
+    o
 }
