@@ -66,7 +66,7 @@ impl Tmux {
     /// Polls until bash's prompt shows at least `n` times (capture-pane trims trailing spaces,
     /// and earlier prompts stay on the screen).
     fn wait_prompts(&self, n: usize) -> String {
-        for _ in 0..400 {
+        for _ in 0..1200 {
             let s = self.screen();
             if s.matches("PROMPT$").count() >= n {
                 return s;
@@ -81,7 +81,7 @@ impl Tmux {
 
     /// Polls the screen until `what` appears (bounded; the failure shows the screen).
     fn wait_for(&self, what: &str) -> String {
-        for _ in 0..400 {
+        for _ in 0..1200 {
             let s = self.screen();
             if s.contains(what) {
                 return s;
