@@ -1,0 +1,169 @@
+//! `berth run -it` under a real terminal (tmux): prompt, echo, window size, exit status, and
+//! the terminal left sane.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::Daemon;
+
+/// A detached tmux session running bash; killed on drop.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn new(env: &[(&str, String)]) -> Tmux {
+        let name = format!("berth-tty-{}-{}", std::process::id(), rand_suffix());
+        let mut c = Command::new("tmux");
+        c.args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "bash --norc --noprofile",
+        ]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        assert!(c.status().unwrap().success(), "tmux new-session");
+        let t = Tmux { name };
+        // Variables set before new-session reach bash only on a fresh server; export them too.
+        for (k, v) in env {
+            t.line(&format!("export {k}='{v}'"));
+        }
+        t.line("PS1='PROMPT'$'\\x24 '; clear");
+        t.wait_prompts(1);
+        t
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.name];
+        args.extend_from_slice(keys);
+        assert!(Command::new("tmux").args(&args).status().unwrap().success());
+    }
+
+    fn line(&self, s: &str) {
+        self.keys(&["-l", s]);
+        self.keys(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        let o = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Polls until bash's prompt shows at least `n` times (capture-pane trims trailing spaces,
+    /// and earlier prompts stay on the screen).
+    fn wait_prompts(&self, n: usize) -> String {
+        for _ in 0..1200 {
+            let s = self.screen();
+            if s.matches("PROMPT$").count() >= n {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "prompt #{n} never appeared on the screen:\n{}",
+            self.screen()
+        );
+    }
+
+    /// Polls the screen until `what` appears (bounded; the failure shows the screen).
+    fn wait_for(&self, what: &str) -> String {
+        for _ in 0..1200 {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{what:?} never appeared on the screen:\n{}", self.screen());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn run_it_shell_under_tmux() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let t = Tmux::new(&[("DOCKER_HOST", d.host())]);
+    t.line(&format!("'{berth}' run -it --rm busybox sh"));
+    t.wait_for("/ #");
+    t.line("echo hi$((1+1))");
+    t.wait_for("\nhi2");
+    t.line("stty size");
+    t.wait_for("24 80");
+    // A window change reaches the container.
+    assert!(
+        Command::new("tmux")
+            .args(["resize-window", "-t", &t.name, "-x", "100", "-y", "30"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    t.line("stty size");
+    t.wait_for("30 100");
+    t.line("exit 4");
+    t.wait_prompts(2);
+    t.line("echo EXIT=$?");
+    t.wait_for("EXIT=4");
+    // The local terminal is back in cooked mode with echo.
+    t.line("stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo|isig)' | tr '\\n' ,; echo");
+    let s = t.wait_for("icanon,");
+    assert!(
+        s.contains("icanon,isig,echo,")
+            || s.contains("isig,icanon,echo,")
+            || s.contains("icanon,echo,isig,")
+            || !s.contains("-icanon"),
+        "terminal left raw:\n{s}"
+    );
+    assert!(
+        !s.contains("-icanon") && !s.contains("-echo,") && !s.contains("-isig"),
+        "terminal left raw:\n{s}"
+    );
+}
+
+#[test]
+fn detach_keys_leave_container_running() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let t = Tmux::new(&[("DOCKER_HOST", d.host())]);
+    t.line(&format!("'{berth}' run -it --name det busybox sh"));
+    t.wait_for("/ #");
+    t.keys(&["C-p", "C-q"]);
+    t.wait_prompts(2);
+    t.line("echo EXIT=$?");
+    t.wait_for("EXIT=0");
+    d.berth()
+        .args(["inspect", "-f", "{{.State.Running}}", "det"])
+        .assert()
+        .success()
+        .stdout("true\n");
+    d.berth().args(["rm", "-f", "det"]).assert().success();
+}
