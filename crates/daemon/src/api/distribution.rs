@@ -210,7 +210,9 @@ pub async fn push(
             "aux": {"Tag": res.tag, "Digest": res.digest, "Size": res.size},
         });
         match berth_image::reference::parse_normalized(&reference) {
-            Ok(r) => d.events.image("push", &r.familiar_string(), &r.familiar_name()),
+            Ok(r) => d
+                .events
+                .image("push", &r.familiar_string(), &r.familiar_name()),
             Err(_) => d.events.image("push", &reference, &reference),
         }
         Ok(vec![aux.to_string()])

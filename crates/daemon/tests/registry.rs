@@ -1,0 +1,145 @@
+//! `docker push`, `docker pull` and `docker run` of a missing image with the real docker CLI
+//! (v28) against a private berthd and a private `docker-registry` on loopback.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::Berthd;
+use common::registry::{Registry, have_registry};
+
+fn out(o: &std::process::Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// berthd with busybox loaded through `docker load`, and a registry.
+fn setup() -> Option<(Berthd, Registry)> {
+    if !have_registry() {
+        eprintln!("SKIP: needs {}", common::registry::REGISTRY_BIN);
+        return None;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let archive = berth_fixtures::busybox_image_archive().unwrap();
+    let (code, stdout, stderr) = out(&d.docker(&["load", "-i", archive.to_str().unwrap()]));
+    assert_eq!(code, 0, "docker load: {stdout}{stderr}");
+    Some((d, reg))
+}
+
+/// Runs docker and asserts success, returning (stdout, stderr).
+fn ok(d: &Berthd, args: &[&str]) -> (String, String) {
+    let (code, stdout, stderr) = out(&d.docker(args));
+    assert_eq!(
+        code,
+        0,
+        "docker {args:?} failed: {stdout}{stderr}\nberthd log:\n{}",
+        d.log()
+    );
+    (stdout, stderr)
+}
+
+#[test]
+fn push_pull_run_and_auto_pull() {
+    let Some((d, reg)) = setup() else { return };
+    let image = format!("{}/bb:1", reg.host());
+    ok(&d, &["tag", "busybox", &image]);
+
+    let (stdout, _) = ok(&d, &["push", &image]);
+    assert!(stdout.contains("digest: sha256:"), "push output: {stdout}");
+    assert!(stdout.contains("Pushed"), "push output: {stdout}");
+
+    let (stdout, _) = ok(&d, &["push", &image]);
+    assert!(
+        stdout.contains("Layer already exists"),
+        "second push output: {stdout}"
+    );
+
+    ok(&d, &["rmi", &image, "busybox"]);
+    let (code, _, stderr) = out(&d.docker(&["image", "inspect", &image]));
+    assert_ne!(code, 0, "image still present after rmi: {stderr}");
+
+    let (stdout, _) = ok(&d, &["pull", &image]);
+    assert!(stdout.contains("Pull complete"), "pull output: {stdout}");
+    assert!(
+        stdout.contains("Downloaded newer image"),
+        "pull output: {stdout}"
+    );
+    let (stdout, _) = ok(&d, &["pull", &image]);
+    assert!(stdout.contains("Image is up to date"), "re-pull: {stdout}");
+
+    let (stdout, _) = ok(&d, &["run", "--rm", &image, "echo", "pulled"]);
+    assert_eq!(stdout, "pulled\n");
+
+    ok(&d, &["rmi", &image]);
+    let (stdout, stderr) = ok(&d, &["run", "--rm", &image, "echo", "auto"]);
+    assert!(
+        stderr.contains("Unable to find image"),
+        "auto-pull stderr: {stderr}"
+    );
+    assert_eq!(stdout, "auto\n");
+
+    // The events bus saw the push and the pulls (Docker's actions on type image).
+    let now = chrono_now();
+    let r = d.get(&format!(
+        "/v1.41/events?since=0&until={now}&filters=%7B%22type%22%3A%5B%22image%22%5D%7D"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let actions: Vec<String> = r
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["Actor"]["ID"] == image.as_str())
+        .map(|v| v["Action"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(actions.iter().any(|a| a == "push"), "events: {actions:?}");
+    assert!(actions.iter().any(|a| a == "pull"), "events: {actions:?}");
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1
+}
+
+#[test]
+fn pull_of_missing_tag_fails_like_docker() {
+    let Some((d, reg)) = setup() else { return };
+    // The repository exists, the tag does not.
+    let image = format!("{}/bb:1", reg.host());
+    ok(&d, &["tag", "busybox", &image]);
+    ok(&d, &["push", &image]);
+    let missing = format!("{}/bb:nope", reg.host());
+    let (code, stdout, stderr) = out(&d.docker(&["pull", &missing]));
+    assert_eq!(code, 1, "pull of a missing tag: {stdout}{stderr}");
+    assert!(
+        stderr.contains("manifest unknown") || stderr.contains("not found"),
+        "stderr: {stderr}"
+    );
+    // A repository that does not exist at all.
+    let missing = format!("{}/nothing-here:1", reg.host());
+    let (code, stdout, stderr) = out(&d.docker(&["pull", &missing]));
+    assert_eq!(code, 1, "pull of a missing repo: {stdout}{stderr}");
+    assert!(!stderr.is_empty());
+    // And run of it reports the pull error and exits 125 as docker does.
+    let (code, _, stderr) = out(&d.docker(&["run", "--rm", &missing, "true"]));
+    assert_eq!(code, 125, "run of a missing image: {stderr}");
+    assert!(stderr.contains("Unable to find image"), "stderr: {stderr}");
+}
+
+#[test]
+fn push_of_missing_image_is_an_error() {
+    let Some((d, reg)) = setup() else { return };
+    let image = format!("{}/absent:1", reg.host());
+    let (code, stdout, stderr) = out(&d.docker(&["push", &image]));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("An image does not exist locally"),
+        "stderr: {stderr}"
+    );
+}
