@@ -143,3 +143,52 @@ fn push_of_missing_image_is_an_error() {
         "stderr: {stderr}"
     );
 }
+
+/// A client that goes away mid-pull cancels it: berthd drops the pull, which closes its
+/// connection to the registry. The "registry" here accepts one connection, reads the request
+/// and never answers, so the pull can only end by being cancelled.
+#[test]
+fn client_disconnect_cancels_the_pull() {
+    use std::io::{Read, Write};
+    let d = Berthd::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (got_request, request_seen) = std::sync::mpsc::channel();
+    let registry = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        // A deadline so a broken cancel fails the test instead of hanging it.
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(n > 0, "berthd closed before sending a request");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        got_request.send(()).unwrap();
+        // Never answer; report how the connection ended.
+        loop {
+            match conn.read(&mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    let mut client = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    let req = format!(
+        "POST /v1.41/images/create?fromImage=127.0.0.1:{port}/slow&tag=1 HTTP/1.1\r\nHost: berth\r\nContent-Length: 0\r\n\r\n"
+    );
+    client.write_all(req.as_bytes()).unwrap();
+    request_seen.recv().unwrap();
+    drop(client);
+    let ended = registry.join().unwrap();
+    assert_eq!(
+        ended,
+        Ok(()),
+        "berthd kept its registry connection open after the client left"
+    );
+    // berthd is still fine.
+    assert_eq!(d.get("/_ping").status, 200);
+}

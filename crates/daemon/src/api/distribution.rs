@@ -105,10 +105,23 @@ where
         let res = fut.await;
         let _ = tx.send(Msg::Done(res));
     }));
-    let first = match rx.recv().await {
-        Some(Msg::Done(Err(e))) => return Err(api_error(&e).into()),
-        Some(m) => m,
-        None => return Err(ApiError::internal("registry task ended without a result").into()),
+    // The registry module announces itself ("Pulling from x", "The push refers to ...")
+    // before it talks to the registry; dockerd only starts the stream after resolving the
+    // manifest, so an unknown tag or repository is an HTTP error there. Hold the first line
+    // back until something follows it to answer the same way.
+    let mut held = Vec::new();
+    let first = loop {
+        match rx.recv().await {
+            Some(Msg::Done(Err(e))) => return Err(api_error(&e).into()),
+            Some(Msg::Line(l)) if held.is_empty() => held.push(Msg::Line(l)),
+            Some(m) => {
+                held.push(m);
+                break held;
+            }
+            None => {
+                return Err(ApiError::internal("registry task ended without a result").into());
+            }
+        }
     };
     let render = |m: Msg| -> (String, bool) {
         match m {
@@ -123,7 +136,13 @@ where
             }
         }
     };
-    let (first_chunk, first_done) = render(first);
+    let mut first_chunk = String::new();
+    let mut first_done = false;
+    for m in first {
+        let (chunk, done) = render(m);
+        first_chunk.push_str(&chunk);
+        first_done |= done;
+    }
     // State: (receiver, guard, done). The guard lives as long as the body.
     let rest = futures_util::stream::unfold(
         (rx, guard, first_done),
