@@ -117,8 +117,11 @@ fn pull_of_missing_tag_fails_like_docker() {
     let missing = format!("{}/bb:nope", reg.host());
     let (code, stdout, stderr) = out(&d.docker(&["pull", &missing]));
     assert_eq!(code, 1, "pull of a missing tag: {stdout}{stderr}");
+    // dockerd's text: resolved before the stream starts, so an HTTP error.
     assert!(
-        stderr.contains("manifest unknown") || stderr.contains("not found"),
+        stderr.contains(&format!(
+            "Error response from daemon: manifest for {missing} not found: manifest unknown"
+        )),
         "stderr: {stderr}"
     );
     // A repository that does not exist at all.
