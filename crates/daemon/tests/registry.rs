@@ -195,3 +195,27 @@ fn client_disconnect_cancels_the_pull() {
     // berthd is still fine.
     assert_eq!(d.get("/_ping").status, 200);
 }
+
+/// `--insecure-registry` host names and CIDRs show in `docker info` as dockerd's do.
+#[test]
+fn insecure_registries_show_in_docker_info() {
+    let d = Berthd::start_with(&[
+        "--insecure-registry",
+        "myreg.example:5000",
+        "--insecure-registry",
+        "10.77.0.0/16",
+        "--max-concurrent-downloads",
+        "1",
+    ]);
+    let (info, _) = ok(&d, &["info"]);
+    let section: Vec<&str> = info
+        .lines()
+        .skip_while(|l| !l.contains("Insecure Registries:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert!(section.contains(&"myreg.example:5000"), "{info}");
+    assert!(section.contains(&"10.77.0.0/16"), "{info}");
+    assert!(section.contains(&"127.0.0.0/8"), "{info}");
+}
