@@ -219,3 +219,41 @@ fn insecure_registries_show_in_docker_info() {
     assert!(section.contains(&"10.77.0.0/16"), "{info}");
     assert!(section.contains(&"127.0.0.0/8"), "{info}");
 }
+
+/// Credentials travel as X-Registry-Auth: without them a push to an htpasswd registry is
+/// refused with the registry's message; with them (the CLI reads config.json) push and pull work.
+#[test]
+fn push_and_pull_with_credentials() {
+    use base64::Engine;
+    if !have_registry() {
+        eprintln!("SKIP: needs {}", common::registry::REGISTRY_BIN);
+        return;
+    }
+    let reg = Registry::start_with_auth(Some(("berth", "s3cret")));
+    let d = Berthd::start();
+    d.load_busybox();
+    let image = format!("{}/private:1", reg.host());
+    ok(&d, &["tag", "busybox", &image]);
+
+    let (code, stdout, stderr) = out(&d.docker(&["push", &image]));
+    assert_eq!(code, 1, "anonymous push: {stdout}{stderr}");
+    // Docker's text for a basic-auth challenge without credentials.
+    assert!(
+        stderr.contains("no basic auth credentials"),
+        "anonymous push: {stdout}{stderr}"
+    );
+
+    let token = base64::engine::general_purpose::STANDARD.encode("berth:s3cret");
+    let cfg = serde_json::json!({"auths": {reg.host(): {"auth": token}}});
+    std::fs::write(
+        d.docker_config.join("config.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    let (stdout, _) = ok(&d, &["push", &image]);
+    assert!(stdout.contains("digest: sha256:"), "push output: {stdout}");
+    // Remove busybox too so the layer blob has to come through the authenticated registry.
+    ok(&d, &["rmi", &image, "busybox"]);
+    let (stdout, _) = ok(&d, &["pull", &image]);
+    assert!(stdout.contains("Pull complete"), "pull output: {stdout}");
+}

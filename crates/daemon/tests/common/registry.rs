@@ -32,6 +32,11 @@ fn free_port() -> u16 {
 impl Registry {
     /// Starts a registry (retrying on another port if the chosen one got taken meanwhile).
     pub fn start() -> Registry {
+        Self::start_with_auth(None)
+    }
+
+    /// Starts a registry; with `Some((user, password))` it requires basic auth (htpasswd).
+    pub fn start_with_auth(htpasswd: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix(&format!("berthd-registry-{}-", std::process::id()))
             .tempdir()
@@ -41,14 +46,24 @@ impl Registry {
             port: 0,
             child: None,
         };
+        let mut auth = String::new();
+        if let Some((u, p)) = htpasswd {
+            let path = r.dir.path().join("htpasswd");
+            fs::write(&path, format!("{u}:{}\n", bcrypt::hash(p, 5).unwrap())).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                path.display()
+            );
+        }
         for _ in 0..20 {
             r.port = free_port();
             let d = r.dir.path();
-            let cfg = format!(
+            let mut cfg = format!(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n  secret: berth-test\n",
                 d.join("data").display(),
                 r.port
             );
+            cfg.push_str(&auth);
             fs::write(d.join("config.yml"), cfg).unwrap();
             let log = fs::File::create(d.join("registry.log")).unwrap();
             let child = Command::new(REGISTRY_BIN)
