@@ -17,8 +17,8 @@ const REMEMBER_REMOVED: usize = 256;
 pub struct Daemon {
     /// Effective configuration.
     pub config: Config,
-    /// Image store.
-    pub images: berth_image::Store,
+    /// Image store (shared with registry pulls/pushes, which run as async tasks).
+    pub images: Arc<berth_image::Store>,
     /// Containers.
     pub containers: Store,
     /// Exec instances.
@@ -46,7 +46,7 @@ impl Daemon {
     pub fn new(config: Config, images: berth_image::Store) -> Arc<Daemon> {
         Arc::new(Daemon {
             config,
-            images,
+            images: Arc::new(images),
             containers: Store::default(),
             execs: ExecTable::default(),
             events: crate::events::Events::default(),

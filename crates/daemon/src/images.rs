@@ -63,7 +63,7 @@ pub fn api_error(e: StoreError) -> ApiError {
 }
 
 /// "a: b: c" for an error and its sources.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

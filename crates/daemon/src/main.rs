@@ -49,6 +49,12 @@ fn main() -> ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    if !config.registry_mirrors.is_empty() {
+        tracing::warn!(
+            mirrors = ?config.registry_mirrors,
+            "registry mirrors are not supported yet; pulls go to the registry named in the reference"
+        );
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

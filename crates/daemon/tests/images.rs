@@ -80,11 +80,19 @@ fn commit_export_import() {
 }
 
 #[test]
-fn pull_is_refused_not_faked() {
+fn pull_from_an_unreachable_registry_fails_honestly() {
     let d = Berthd::start();
-    let (code, _, e) = dk(&d, &["pull", "alpine"]);
-    assert_ne!(code, 0);
-    assert!(e.contains("not implemented: pulling images"), "{e}");
+    // A loopback port nobody listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let image = format!("127.0.0.1:{port}/x:1");
+    let (code, _, e) = dk(&d, &["pull", &image]);
+    assert_eq!(code, 1, "{e}");
+    assert!(e.contains("onnection refused"), "{e}");
+    assert_eq!(ok(&d, &["images", "-q"]), "");
 }
 
 #[test]

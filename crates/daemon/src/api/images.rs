@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::ApiError;
 use berth_api::query::{ImageListQuery, ImageLoadQuery, ImageRemoveQuery, ImageTagQuery};
@@ -114,6 +114,7 @@ pub async fn by_name(
     method: Method,
     Path(rest): Path<String>,
     DockerQuery(tq): DockerQuery<ImageTagQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (name, action) = rest.rsplit_once('/').unwrap_or((rest.as_str(), ""));
     let name = name.to_owned();
@@ -153,6 +154,7 @@ pub async fn by_name(
             d.events.image("tag", &id, &target);
             Ok(StatusCode::CREATED.into_response())
         }
+        (Method::POST, "push") => super::distribution::push(d, name, tq.tag, &headers).await,
         (m, _) => {
             Err(ApiError::not_implemented(format!("not implemented: {m} /images/{rest}")).into())
         }

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod containers;
+pub mod distribution;
 pub mod error;
 pub mod events;
 pub mod exec;

@@ -224,13 +224,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Json<Value> {
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "AllowNondistributableArtifactsCIDRs": [],
-            "AllowNondistributableArtifactsHostnames": [],
-            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-            "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": d.config.registry_mirrors, "Secure": true, "Official": true}},
-            "Mirrors": d.config.registry_mirrors,
-        },
+        "RegistryConfig": registry_config(&d.config.insecure_registries),
         "NCPU": ncpu,
         "MemTotal": meminfo_total(),
         "GenericResources": null,
@@ -254,4 +248,35 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Json<Value> {
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": [],
     }))
+}
+
+/// `RegistryConfig` of `/info`, shaped like dockerd's: insecure CIDRs (loopback always) and
+/// one index entry per insecure host name. Mirrors are not used by pulls (berthd warns at
+/// start-up), so none are reported.
+fn registry_config(insecure: &[String]) -> serde_json::Value {
+    let mut cidrs = vec!["127.0.0.0/8".to_owned()];
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}),
+    );
+    for r in insecure {
+        if r.contains('/') {
+            if !cidrs.contains(r) {
+                cidrs.push(r.clone());
+            }
+        } else {
+            index.insert(
+                r.clone(),
+                json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+            );
+        }
+    }
+    json!({
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": [],
+    })
 }

@@ -178,14 +178,11 @@ pub async fn export(State(d): D, Path(id): Path<String>) -> ApiResult<Response> 
     .await
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body; pulling is not implemented yet.
+/// `POST /images/create`: `fromImage=` pulls from a registry; `fromSrc=-` imports the body.
 pub async fn create(State(d): D, RawQuery(raw): RawQuery, req: Request) -> ApiResult<Response> {
     let q: HashMap<String, String> = query_pairs(raw.as_deref()).into_iter().collect();
-    if let Some(image) = q.get("fromImage") {
-        return Err(ApiError::not_implemented(format!(
-            "not implemented: pulling images (POST /images/create?fromImage={image}); load the image with `docker load` instead"
-        ))
-        .into());
+    if q.contains_key("fromImage") {
+        return super::distribution::pull(d, &q, req.headers()).await;
     }
     let Some(src) = q.get("fromSrc") else {
         return Err(ApiError::invalid("fromImage or fromSrc is required").into());

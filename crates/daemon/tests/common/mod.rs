@@ -11,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+pub mod registry;
+
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
