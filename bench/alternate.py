@@ -123,11 +123,10 @@ def main():
             rows.append(benchlib.make_row(metric, label, "MB/s", samples, lower_is_better=False, target=t))
         else:
             rows.append(benchlib.make_row(metric, label, "ms", times[label], target=t))
-    for label, _ in a.cmd:  # targets of engines that could not run are still stated
-        if label in targets and not any(r["engine"] == label for r in rows):
-            for m in missing:
-                if m["engine"] == label:
-                    m["target_text"] = f"<= {targets[label]:g} ms"
+    for m in missing:  # targets of engines that could not run are still stated
+        if m["engine"] in targets:
+            m["target_text"] = f"<= {targets[m['engine']]:g} ms"
+            m["verdict"] = "NOT MEASURED"
     benchlib.print_table(rows, missing, title=f"{a.name} ({a.runs} runs each, alternating, after {a.warmup} warm-up)")
     if a.out:
         if a.append and os.path.exists(a.out):

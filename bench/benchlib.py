@@ -24,18 +24,22 @@ def pct(values, p):
     return s[k]
 
 
-def make_row(metric, engine, unit, samples, lower_is_better=True, target=None, extra=None):
+def make_row(metric, engine, unit, samples, lower_is_better=True, target=None, extra=None,
+             target_on="median"):
     """One engine's figure for one metric; verdict MET/MISSED when a target is given."""
     med = statistics.median(samples)
     row = {"metric": metric, "engine": engine, "unit": unit, "median": round(med, 3),
-           "p90": round(pct(samples, 90), 3), "n": len(samples),
+           # p90 is always the bad side: slow times, low throughput
+           "p90": round(pct(samples, 90 if lower_is_better else 10), 3), "n": len(samples),
            "samples": [round(x, 3) for x in samples], "lower_is_better": lower_is_better}
     if len(samples) >= 20:
-        row["p99"] = round(pct(samples, 99), 3)
+        row["p99"] = round(pct(samples, 99 if lower_is_better else 1), 3)
     if target is not None:
+        v = row.get(target_on, med)
         row["target"] = target
-        row["target_text"] = ("<= " if lower_is_better else ">= ") + f"{target:g} {unit}"
-        ok = med <= target if lower_is_better else med >= target
+        row["target_text"] = ("" if target_on == "median" else target_on + " ") + \
+            ("<= " if lower_is_better else ">= ") + f"{target:g} {unit}"
+        ok = v <= target if lower_is_better else v >= target
         row["verdict"] = "MET" if ok else "MISSED"
     if extra:
         row.update(extra)
@@ -103,20 +107,17 @@ def print_table(rows, missing, out=sys.stdout, title=None):
         lower = mr[0]["lower_is_better"] if mr else True
         out.write(f"\n{m}  [{unit}, {'lower' if lower else 'higher'} is better]\n")
         if subject:
-            how = "÷" if lower else "inverse, ÷"
-            out.write(f"  {'engine':<20}{'median':>10}{'p90':>10}{'n':>5}   {'vs ' + subject['engine']:<22}{'target (design §6)':<22}\n")
+            rh = f"x (>1: {subject['engine']} better)"
+            out.write(f"  {'engine':<20}{'median':>10}{'p90':>10}{'n':>5}   {rh:<28}{'target (design §6)':<22}\n")
         for r in mr:
             if subject and subject["median"] > 0 and r["median"] > 0:
                 ratio = r["median"] / subject["median"] if lower else subject["median"] / r["median"]
-                if r is subject:
-                    rs = "1.00x (subject)"
-                else:
-                    rs = f"{ratio:.2f}x" + (" slower" if ratio > 1 else " faster" if ratio < 1 else "")
-                    rs = rs if lower else f"{ratio:.2f}x" + (" worse" if ratio > 1 else " better" if ratio < 1 else "")
+                rs = "subject" if r is subject else f"{ratio:.2f}"
             else:
                 rs = "-"
             tgt = f"{r.get('target_text', '')} {r.get('verdict', '')}".strip()
             out.write(f"  {r['engine']:<20}{fmt(r['median']):>10}{fmt(r.get('p90')):>10}{r['n']:>5}   {rs:<22}{tgt:<22}\n")
         for r in mm:
-            out.write(f"  {r['engine']:<20}{'not available: ' + r['reason']}\n")
+            tgt = f" [target {r['target_text']}: NOT MEASURED]" if r.get("target_text") else ""
+            out.write(f"  {r['engine']:<20}{r['reason']}{tgt}\n")
     out.flush()

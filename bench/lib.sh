@@ -476,8 +476,8 @@ berth_reason() { # why berth's CLI (cli) or berthd (daemon) cannot be measured
 
 # alternate.py arguments for the four engines running `CLI SUFFIX`; berth targets optional.
 # Sets the array ALT.
-alt_engines() { # SUFFIX [BERTH_CLI_TARGET_MS] [DOCKER_TO_BERTHD_TARGET_MS]
-  local sfx=$1
+alt_engines() { # SUFFIX [BERTH_CLI_TARGET_MS] [DOCKER_TO_BERTHD_TARGET_MS] [PODMAN_SUFFIX]
+  local sfx=$1 psfx=${4:-$1}
   ALT=()
   [ -n "${2:-}" ] && ALT+=(--target berth "$2")
   [ -n "${3:-}" ] && ALT+=(--target "docker→berthd" "$3")
@@ -492,7 +492,7 @@ alt_engines() { # SUFFIX [BERTH_CLI_TARGET_MS] [DOCKER_TO_BERTHD_TARGET_MS]
     ALT+=(--missing "docker→berthd" "not available yet ($(berth_reason daemon))")
   fi
   [ "${HAVE_DOCKER:-0}" = 1 ] && ALT+=(--cmd docker "$D_CMD $sfx")
-  [ "${HAVE_PODMAN:-0}" = 1 ] && ALT+=(--cmd podman "$P_CMD $sfx")
+  [ "${HAVE_PODMAN:-0}" = 1 ] && ALT+=(--cmd podman "$P_CMD $psfx")
   return 0
 }
 
