@@ -108,7 +108,7 @@ def print_table(rows, missing, out=sys.stdout, title=None):
         out.write(f"\n{m}  [{unit}, {'lower' if lower else 'higher'} is better]\n")
         if subject:
             rh = f"x (>1: {subject['engine']} better)"
-            out.write(f"  {'engine':<20}{'median':>10}{'p90':>10}{'n':>5}   {rh:<28}{'target (design §6)':<22}\n")
+            out.write(f"  {'engine':<20}{'median':>10}{'p90':>10}{'p99':>10}{'n':>5}   {rh:<28}{'target (design §6)':<22}\n")
         for r in mr:
             if subject and subject["median"] > 0 and r["median"] > 0:
                 ratio = r["median"] / subject["median"] if lower else subject["median"] / r["median"]
@@ -116,7 +116,7 @@ def print_table(rows, missing, out=sys.stdout, title=None):
             else:
                 rs = "-"
             tgt = f"{r.get('target_text', '')} {r.get('verdict', '')}".strip()
-            out.write(f"  {r['engine']:<20}{fmt(r['median']):>10}{fmt(r.get('p90')):>10}{r['n']:>5}   {rs:<22}{tgt:<22}\n")
+            out.write(f"  {r['engine']:<20}{fmt(r['median']):>10}{fmt(r.get('p90')):>10}{fmt(r.get('p99')):>10}{r['n']:>5}   {rs:<28}{tgt:<22}\n")
         for r in mm:
             tgt = f" [target {r['target_text']}: NOT MEASURED]" if r.get("target_text") else ""
             out.write(f"  {r['engine']:<20}{r['reason']}{tgt}\n")
