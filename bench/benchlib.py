@@ -53,6 +53,8 @@ def host_info():
             info["loadavg_at_start"] = f.read().split()[:3]
     except OSError:
         pass
+    if os.environ.get("PODMAN_RUNTIME"):
+        info["podman_runtime"] = os.environ["PODMAN_RUNTIME"]
     for name, cmd in (("dockerd", ["/usr/sbin/dockerd", "--version"]), ("podman", ["podman", "--version"]),
                       ("runc", ["runc", "--version"]), ("crun", ["crun", "--version"])):
         try:

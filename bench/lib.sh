@@ -553,6 +553,11 @@ bench_down() {
   for f in /etc/docker/key.json /etc/docker; do
     grep -qx "$f" "$BT/preexisting" || { [ -d "$f" ] && rmdir "$f" 2>/dev/null; [ -f "$f" ] && rm -f "$f"; }
   done
+  # podman/netavark keep their IPAM db in /run/containers/networks, and podman/skopeo their blob
+  # info cache in /var/lib/containers/cache, whatever the roots: drop them if this run made them
+  for d in /run/containers /var/lib/containers; do
+    grep -qx "$d" "$BT/preexisting" || rm -rf "$d"
+  done
   for d in /run/containerd /run/docker; do
     grep -qx "$d" "$BT/preexisting" || { [ -d "$d" ] && find "$d" -depth -type d -empty -delete 2>/dev/null; }
   done
