@@ -58,7 +58,8 @@ def host_info():
     for name, cmd in (("dockerd", ["/usr/sbin/dockerd", "--version"]), ("podman", ["podman", "--version"]),
                       ("runc", ["runc", "--version"]), ("crun", ["crun", "--version"])):
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CONTAINERS_")}
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, env=env).stdout.strip().splitlines()
             info[name] = out[0] if out else ""
         except (OSError, subprocess.SubprocessError):
             pass
