@@ -90,12 +90,15 @@ def wait_running(engine, n, timeout=900):
     return None
 
 
-def start_many(engine, n, network="none", workers=4, name_prefix="bbench"):
-    """Start n `busybox sleep` containers through `workers` concurrent CLIs.
-    Returns (seconds until every CLI returned, [errors])."""
+def start_many(engine, n, network="none", workers=4, name_prefix="bbench", deadline=None):
+    """Start n `busybox sleep` containers through `workers` concurrent CLIs; no new start after
+    `deadline` (a time.perf_counter() value), so one slow engine cannot eat the run's budget.
+    Returns (seconds until every CLI returned, [errors]); skipped starts are not errors."""
     from concurrent.futures import ThreadPoolExecutor
 
     def one(i):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         r = engine.run("run", "-d", "--network", network, "--name", f"{name_prefix}-{i}",
                        "busybox", "sleep", "1000000", check=False)
         return None if r.returncode == 0 else r.stderr.strip()[-200:]
