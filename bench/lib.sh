@@ -558,6 +558,8 @@ bench_down() {
   for d in /run/containers /var/lib/containers; do
     grep -qx "$d" "$BT/preexisting" || rm -rf "$d"
   done
+  # netavark (and dockerd) create /run/netns for their namespaces: drop it if new and empty
+  grep -qx /run/netns "$BT/preexisting" || rmdir /run/netns 2>/dev/null
   for d in /run/containerd /run/docker; do
     grep -qx "$d" "$BT/preexisting" || { [ -d "$d" ] && find "$d" -depth -type d -empty -delete 2>/dev/null; }
   done
