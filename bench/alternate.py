@@ -1,65 +1,142 @@
 #!/usr/bin/env python3
 """Time commands side by side, alternating A B A B ..., and print medians, p90 and ratios.
 
-Usage: alternate.py --name NAME --runs N [--warmup W] [--out results.json] \
-           --cmd LABEL 'shell command' --cmd LABEL 'shell command' ...
+Usage: alternate.py --name NAME [--metric TEXT] --runs N [--warmup W] [--out results.json] \
+           [--mode wall|first-output] [--bytes B] \
+           --cmd LABEL 'shell command' [--pre LABEL 'cmd'] [--post LABEL 'cmd'] \
+           [--target LABEL MS] [--missing LABEL 'reason'] [--optional LABEL] ...
 The first --cmd is the subject (berth); ratios are other/subject (>1 means berth is faster).
-Each command runs through /bin/sh -c; its output is discarded; a failing run aborts the bench.
+Each command runs through /bin/sh -c; its output is discarded. --pre/--post run untimed before/after
+every run of that label (e.g. `rmi` before a cold pull). --mode first-output times until the first
+byte on stdout (the rest is drained untimed). --bytes turns times into MB/s (higher is better).
+
+Before the warm-up every command is probed once: a label that fails its probe is reported as not
+available with the tail of its error, and the others still run. A competitor (not --optional)
+failing makes the exit status 1; an --optional one (berth pieces not built yet) does not.
+A run failing after a good probe aborts that label (recorded as missing with the error).
 """
 import argparse
-import json
-import statistics
+import os
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 
-def pct(values, p):
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1)))))
-    return s[k]
+
+def sh(cmd):
+    return subprocess.run(["/bin/sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def timed(cmd, mode):
+    """(milliseconds, returncode, stderr tail)."""
+    if mode == "first-output":
+        t0 = time.perf_counter()
+        p = subprocess.Popen(["/bin/sh", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = os.read(p.stdout.fileno(), 1)
+        dt = (time.perf_counter() - t0) * 1000.0
+        p.stdout.read()
+        err = p.stderr.read()
+        rc = p.wait()
+        if not first and rc == 0:
+            rc, err = 1, b"no output"
+        return dt, rc, err.decode(errors="replace")[-400:]
+    t0 = time.perf_counter()
+    r = sh(cmd)
+    dt = (time.perf_counter() - t0) * 1000.0
+    return dt, r.returncode, r.stderr.decode(errors="replace")[-400:]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
+    ap.add_argument("--metric")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--out")
-    ap.add_argument("--target-ms", type=float)
-    ap.add_argument("--cmd", nargs=2, action="append", metavar=("LABEL", "COMMAND"), required=True)
+    ap.add_argument("--append", action="store_true", help="add rows to an existing --out file")
+    ap.add_argument("--mode", choices=["wall", "first-output"], default="wall")
+    ap.add_argument("--bytes", type=float)
+    ap.add_argument("--target-ms", type=float, help="target for the first --cmd (old form)")
+    ap.add_argument("--cmd", nargs=2, action="append", metavar=("LABEL", "COMMAND"), default=[])
+    ap.add_argument("--pre", nargs=2, action="append", metavar=("LABEL", "COMMAND"), default=[])
+    ap.add_argument("--post", nargs=2, action="append", metavar=("LABEL", "COMMAND"), default=[])
+    ap.add_argument("--target", nargs=2, action="append", metavar=("LABEL", "VALUE"), default=[])
+    ap.add_argument("--missing", nargs=2, action="append", metavar=("LABEL", "REASON"), default=[])
+    ap.add_argument("--optional", action="append", default=[])
     a = ap.parse_args()
-    times = {label: [] for label, _ in a.cmd}
+    metric = a.metric or a.name
+    pre, post = dict(a.pre), dict(a.post)
+    targets = {k: float(v) for k, v in a.target}
+    if a.target_ms is not None and a.cmd:
+        targets.setdefault(a.cmd[0][0], a.target_ms)
+    missing = [{"metric": metric, "engine": l, "reason": r} for l, r in a.missing]
+    failed_competitor = False
+
+    live = []
+    for label, cmd in a.cmd:
+        if label in pre:
+            sh(pre[label])
+        _, rc, err = timed(cmd, a.mode)
+        if label in post:
+            sh(post[label])
+        if rc != 0:
+            why = f"probe failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else ''}"
+            if label in a.optional:
+                why = "not available yet: " + why
+            else:
+                failed_competitor = True
+            sys.stderr.write(f"{a.name}: {label}: {why}\n")
+            missing.append({"metric": metric, "engine": label, "reason": why})
+        else:
+            live.append((label, cmd))
+
+    times = {label: [] for label, _ in live}
+    dead = set()
     for i in range(a.warmup + a.runs):
-        for label, cmd in a.cmd:
-            t0 = time.perf_counter()
-            r = subprocess.run(["/bin/sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            dt = (time.perf_counter() - t0) * 1000.0
-            if r.returncode != 0:
-                sys.stderr.write(f"{a.name}: {label} failed (exit {r.returncode}): {r.stderr.decode(errors='replace')[-500:]}\n")
-                sys.exit(1)
+        for label, cmd in live:
+            if label in dead:
+                continue
+            if label in pre:
+                sh(pre[label])
+            dt, rc, err = timed(cmd, a.mode)
+            if label in post:
+                sh(post[label])
+            if rc != 0:
+                sys.stderr.write(f"{a.name}: {label} failed (exit {rc}): {err}\n")
+                missing.append({"metric": metric, "engine": label, "reason": f"run {i} failed (exit {rc}): {err.strip()[-200:]}"})
+                dead.add(label)
+                if label not in a.optional:
+                    failed_competitor = True
+                continue
             if i >= a.warmup:
                 times[label].append(dt)
-    subject = a.cmd[0][0]
-    subj_med = statistics.median(times[subject])
+
     rows = []
-    print(f"\n{a.name}  ({a.runs} runs each, alternating, after {a.warmup} warm-up)")
-    print(f"{'engine':<22}{'median ms':>11}{'p90 ms':>9}{'ratio vs ' + subject:>22}")
-    for label, _ in a.cmd:
-        med = statistics.median(times[label])
-        p90 = pct(times[label], 90)
-        ratio = med / subj_med if subj_med > 0 else float("nan")
-        rows.append({"engine": label, "median_ms": round(med, 3), "p90_ms": round(p90, 3),
-                     "ratio_to_subject": round(ratio, 3)})
-        print(f"{label:<22}{med:>11.2f}{p90:>9.2f}{ratio:>21.2f}x")
-    if a.target_ms is not None:
-        verdict = "MET" if subj_med <= a.target_ms else "MISSED"
-        print(f"target for {subject}: <= {a.target_ms} ms: {verdict} ({subj_med:.2f} ms)")
+    for label, _ in live:
+        if label in dead or not times[label]:
+            continue
+        t = targets.get(label)
+        if a.bytes:
+            samples = [a.bytes / (1 << 20) / (ms / 1000.0) for ms in times[label]]
+            rows.append(benchlib.make_row(metric, label, "MB/s", samples, lower_is_better=False, target=t))
+        else:
+            rows.append(benchlib.make_row(metric, label, "ms", times[label], target=t))
+    for m in missing:  # targets of engines that could not run are still stated
+        if m["engine"] in targets:
+            m["target_text"] = f"<= {targets[m['engine']]:g} ms"
+            m["verdict"] = "NOT MEASURED"
+    benchlib.print_table(rows, missing, title=f"{a.name} ({a.runs} runs each, alternating, after {a.warmup} warm-up)")
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"bench": a.name, "runs": a.runs, "subject": subject,
-                       "target_ms": a.target_ms, "results": rows,
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, f, indent=2)
+        if a.append and os.path.exists(a.out):
+            import json
+            with open(a.out) as f:
+                doc = json.load(f)
+            rows = doc.get("rows", []) + rows
+            missing = doc.get("missing", []) + missing
+        benchlib.write_result(a.out, a.name, rows, missing, {"runs": a.runs, "warmup": a.warmup})
+    sys.exit(1 if failed_competitor else 0)
 
 
 if __name__ == "__main__":
