@@ -361,8 +361,10 @@ fn v1_unified_key_and_missing_weight_are_refused() {
     }
 }
 
-/// A private cgroup2 mount, detached on drop.
-struct Cgroup2Mount(tempfile::TempDir);
+/// A private cgroup2 mount, detached on drop. On a hybrid host it is the host's own cgroup2
+/// tree, so the root's `cgroup.subtree_control` is put back as found (controllers enabled there
+/// make crun/podman refuse to run on the host).
+struct Cgroup2Mount(tempfile::TempDir, String);
 
 impl Cgroup2Mount {
     fn new() -> Self {
@@ -375,7 +377,8 @@ impl Cgroup2Mount {
             None::<&str>,
         )
         .unwrap();
-        Cgroup2Mount(dir)
+        let before = read_trim(dir.path(), "cgroup.subtree_control");
+        Cgroup2Mount(dir, before)
     }
 
     fn path(&self) -> &Path {
@@ -389,6 +392,15 @@ impl Cgroup2Mount {
 
 impl Drop for Cgroup2Mount {
     fn drop(&mut self) {
+        let now =
+            std::fs::read_to_string(self.path().join("cgroup.subtree_control")).unwrap_or_default();
+        for c in now
+            .split_whitespace()
+            .filter(|c| !self.1.split_whitespace().any(|b| b == *c))
+        {
+            // Best effort: a parallel test may still hold a child using it.
+            let _ = std::fs::write(self.path().join("cgroup.subtree_control"), format!("-{c}"));
+        }
         let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 use super::detect::{CgroupLayout, ProcCgroup, resolve_dir, validate_path};
-use super::{CgroupError, CgroupManager, CgroupStats, fs, stats, v1_resources, v2};
+use super::{CgroupError, CgroupManager, CgroupStats, fs, stats, v1_resources};
 
 /// The container's dir in one v1 hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,10 @@ impl V1Manager {
             }
         }
         if let Some(u) = &self.unified {
-            v2::create_tree(&u.mount_point, &u.dir)?;
+            // Hybrid host: the cgroup2 side only tracks membership. Enabling controllers in its
+            // subtree_control (as v2::create_tree would) makes crun/podman on the same host
+            // refuse to run ("cgroups in hybrid mode not supported"), so never do it here.
+            fs::create_dir_all(&u.dir)?;
         }
         Ok(())
     }
