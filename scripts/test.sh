@@ -12,7 +12,7 @@ echo "== build binaries the tests drive"
 cargo build --workspace --bins --quiet
 echo "== tests"
 if command -v cargo-nextest >/dev/null; then
-  cargo nextest run --workspace --no-fail-fast --run-ignored default
+  cargo nextest run --workspace --no-fail-fast --run-ignored default --retries 1
 else
   cargo test --workspace --no-fail-fast
 fi
