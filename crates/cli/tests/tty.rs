@@ -167,3 +167,35 @@ fn detach_keys_leave_container_running() {
         .stdout("true\n");
     d.berth().args(["rm", "-f", "det"]).assert().success();
 }
+
+/// The real docker CLI against berthd: `docker run -it busybox sh` is interactive, Ctrl-P Ctrl-Q
+/// detaches and leaves the container running, and `exit` status comes back (issue 6).
+#[test]
+fn docker_cli_run_it_shell_under_tmux() {
+    let docker = "/usr/local/bin/docker";
+    if !std::path::Path::new(docker).is_file() {
+        eprintln!("SKIP: {docker} (the docker CLI) is not installed");
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let t = Tmux::new(&[("DOCKER_HOST", d.host())]);
+    t.line(&format!("{docker} run -it --name dit busybox sh"));
+    t.wait_for("/ #");
+    t.line("echo via$((20+1))docker");
+    t.wait_for("\nvia21docker");
+    t.keys(&["C-p", "C-q"]);
+    t.wait_prompts(2);
+    t.line("echo EXIT=$?");
+    t.wait_for("EXIT=0");
+    d.docker()
+        .args(["inspect", "-f", "{{.State.Running}}", "dit"])
+        .assert()
+        .success()
+        .stdout("true\n");
+    t.line(&format!(
+        "{docker} run -it --rm busybox sh -c 'exit 5'; echo CODE=$?"
+    ));
+    t.wait_for("CODE=5");
+    d.docker().args(["rm", "-f", "dit"]).assert().success();
+}
