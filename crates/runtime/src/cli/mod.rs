@@ -5,6 +5,7 @@
 mod foreground;
 mod log;
 mod spec_cmd;
+pub use spec_cmd::default_spec;
 
 use std::io::Write;
 use std::path::PathBuf;
