@@ -25,6 +25,8 @@ pub struct Daemon {
     pub execs: ExecTable,
     /// The events bus.
     pub events: crate::events::Events,
+    /// Networks and the bridge driver (initialised by `Networks::init` at start-up).
+    pub networks: Arc<crate::networks::Networks>,
     /// Recently removed containers: (id, name, exit code), newest last.
     removed: Mutex<VecDeque<(String, String, i64)>>,
     /// When berthd started (for `/info` SystemTime only; never for logic).
@@ -50,6 +52,7 @@ impl Daemon {
             containers: Store::default(),
             execs: ExecTable::default(),
             events: crate::events::Events::default(),
+            networks: Arc::default(),
             removed: Mutex::new(VecDeque::new()),
             started: chrono::Utc::now(),
             shutting_down: tokio::sync::watch::Sender::new(false),

@@ -32,4 +32,5 @@ pub mod exec;
 pub mod fsutil;
 pub mod images;
 pub mod lock;
+pub mod networks;
 pub mod server;

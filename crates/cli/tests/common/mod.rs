@@ -80,6 +80,8 @@ impl Daemon {
             .arg(root.path().join("berthd.pid"))
             .arg("--shim-binary")
             .arg(bins.join("berth-shim"))
+            // No default bridge in the host's namespace: parallel tests would share berth0.
+            .args(["--bridge", "none"])
             .args(&extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

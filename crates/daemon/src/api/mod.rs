@@ -11,6 +11,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod json;
+pub mod networks;
 pub mod query;
 pub mod stream;
 pub mod system;
@@ -93,9 +94,6 @@ fn image_routes() -> Router<Arc<Daemon>> {
 /// berthd has no user-defined networks, volumes or plugins yet: looking one up by name is an
 /// honest 404 (the docker CLI's type-less `inspect` walks these after containers and images).
 fn lookup_only_routes() -> Router<Arc<Daemon>> {
-    async fn network(axum::extract::Path(id): axum::extract::Path<String>) -> Response {
-        error_response(&ApiError::not_found(format!("network {id} not found")))
-    }
     async fn volume(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
         error_response(&ApiError::not_found(format!("get {name}: no such volume")))
     }
@@ -103,9 +101,21 @@ fn lookup_only_routes() -> Router<Arc<Daemon>> {
         error_response(&ApiError::not_found(format!("plugin \"{name}\" not found")))
     }
     Router::new()
-        .route("/networks/{id}", get(network))
         .route("/volumes/{name}", get(volume))
         .route("/plugins/{name}/json", get(plugin))
+}
+
+fn network_routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
 }
 
 fn system_routes() -> Router<Arc<Daemon>> {
@@ -124,6 +134,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(container_routes())
         .merge(exec_routes())
         .merge(image_routes())
+        .merge(network_routes())
         .merge(lookup_only_routes())
         .fallback(not_implemented)
         .method_not_allowed_fallback(not_implemented)

@@ -15,6 +15,7 @@ use super::record::{ContainerRecord, GraphRecord, StateRecord};
 use super::store::Entry;
 use crate::daemon::Daemon;
 use crate::fsutil::random_hex;
+use crate::networks::attach::{self, NetworkSettingsRecord};
 
 /// Splits the create body into the container config and host config.
 fn split_body(
@@ -68,6 +69,78 @@ fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
     out
 }
 
+/// Checks the network mode against the rest of the request as Docker does and returns the
+/// networks the container will belong to. `container:<x>` is normalised to the full id.
+fn initial_network_settings(
+    daemon: &Daemon,
+    netmode: &NetMode,
+    host: &mut HostConfig,
+    networking: Option<&berth_api::models::NetworkingConfig>,
+    warnings: &mut Vec<String>,
+) -> Result<NetworkSettingsRecord, ApiError> {
+    let mode = host.network_mode.clone().unwrap_or_default();
+    let publishes = host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+        || host.publish_all_ports == Some(true);
+    let endpoints: Vec<&String> = networking
+        .and_then(|n| n.endpoints_config.as_ref())
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    let mut settings = NetworkSettingsRecord::default();
+    match netmode {
+        NetMode::Container(other) => {
+            if publishes {
+                return Err(ApiError::invalid(
+                    "conflicting options: port publishing and the container type network mode",
+                ));
+            }
+            if host.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+                return Err(ApiError::invalid(
+                    "conflicting options: dns and the network mode",
+                ));
+            }
+            if host.extra_hosts.as_ref().is_some_and(|d| !d.is_empty()) {
+                return Err(ApiError::invalid(
+                    "conflicting options: custom host-to-IP mapping and the network mode",
+                ));
+            }
+            let target = daemon.containers.get(other)?;
+            host.network_mode = Some(format!("container:{}", target.id));
+        }
+        NetMode::Host | NetMode::None => {
+            if *netmode == NetMode::Host && publishes {
+                warnings
+                    .push("Published ports are discarded when using host network mode".to_owned());
+            }
+            let name = if *netmode == NetMode::Host {
+                "host"
+            } else {
+                "none"
+            };
+            let net = daemon.networks.get(name)?;
+            settings
+                .networks
+                .insert(net.name.clone(), attach::attachment_for(&net, None, 0)?);
+        }
+        NetMode::Bridge => {
+            let given = NetMode::primary_network(&mode);
+            let net = daemon.networks.get(given)?;
+            if endpoints.len() > 1 {
+                let mut names: Vec<&str> = endpoints.iter().map(|s| s.as_str()).collect();
+                names.sort_unstable();
+                return Err(ApiError::invalid(format!(
+                    "Container cannot be connected to network endpoints: {}",
+                    names.join(", ")
+                )));
+            }
+            let cfg = attach::endpoint_config(networking, &net, given);
+            settings
+                .networks
+                .insert(net.name.clone(), attach::attachment_for(&net, cfg, 0)?);
+        }
+    }
+    Ok(settings)
+}
+
 /// Creates a container; returns Docker's create response.
 pub async fn create(
     daemon: &Arc<Daemon>,
@@ -79,7 +152,7 @@ pub async fn create(
     if image_ref.is_empty() {
         return Err(ApiError::invalid("config.Image must not be empty"));
     }
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let name = name
         .filter(|n| !n.is_empty())
         .map(|n| names::validate(&n))
@@ -87,6 +160,13 @@ pub async fn create(
     let netmode = NetMode::parse(
         host.network_mode.as_deref().unwrap_or(""),
         &daemon.config.bridge,
+    )?;
+    let network_settings = initial_network_settings(
+        daemon,
+        &netmode,
+        &mut host,
+        networking.as_ref(),
+        &mut warnings,
     )?;
     super::spec::validate_host_config(&host)?;
     daemon.runtime_binary(host.runtime.as_deref())?;
@@ -148,7 +228,7 @@ pub async fn create(
 
     let id = new_id()?;
     if config.hostname.as_deref().unwrap_or("").is_empty() {
-        config.hostname = Some(match netmode {
+        config.hostname = Some(match &netmode {
             NetMode::Host => rustix::system::uname()
                 .nodename()
                 .to_string_lossy()
@@ -180,7 +260,15 @@ pub async fn create(
     };
 
     let result = create_on_disk(
-        daemon, &id, &name, &image.id, config, host, networking, netmode,
+        daemon,
+        &id,
+        &name,
+        &image.id,
+        config,
+        host,
+        networking,
+        &netmode,
+        network_settings,
     )
     .await;
     match result {
@@ -214,7 +302,8 @@ async fn create_on_disk(
     config: ContainerConfig,
     host: HostConfig,
     networking: Option<berth_api::models::NetworkingConfig>,
-    netmode: NetMode,
+    netmode: &NetMode,
+    network_settings: NetworkSettingsRecord,
 ) -> Result<Arc<Entry>, ApiError> {
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
@@ -258,6 +347,7 @@ async fn create_on_disk(
             work_dir: layers.work_dir.display().to_string(),
         },
         networking_config: networking,
+        network_settings,
         host_config: host,
     };
     files::save_record(&dir, &rec)?;

@@ -34,7 +34,7 @@ pub fn write_container_files(
     dir: &Path,
     hostname: &str,
     host: &HostConfig,
-    netmode: NetMode,
+    netmode: &NetMode,
 ) -> Result<EtcPaths, ApiError> {
     let paths = EtcPaths {
         hostname: dir.join("hostname"),
@@ -46,7 +46,7 @@ pub fn write_container_files(
 
     let mut hosts = match netmode {
         NetMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        NetMode::None => String::from(
+        _ => String::from(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         ),
     };
@@ -66,7 +66,7 @@ pub fn write_container_files(
 
 /// The container's resolv.conf: the host's, minus loopback nameservers (unreachable from a
 /// separate net namespace), with --dns/--dns-search/--dns-option applied.
-fn resolv_conf(host: &HostConfig, netmode: NetMode) -> String {
+fn resolv_conf(host: &HostConfig, netmode: &NetMode) -> String {
     let base = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let dns = host.dns.clone().unwrap_or_default();
     let search = host.dns_search.clone().unwrap_or_default();
@@ -79,7 +79,7 @@ fn resolv_conf(host: &HostConfig, netmode: NetMode) -> String {
                 continue;
             }
             let addr = t.split_whitespace().nth(1).unwrap_or("");
-            if netmode != NetMode::Host && (addr.starts_with("127.") || addr == "::1") {
+            if *netmode != NetMode::Host && (addr.starts_with("127.") || addr == "::1") {
                 continue;
             }
         }

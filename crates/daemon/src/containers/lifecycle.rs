@@ -15,6 +15,7 @@ use super::signal;
 use super::store::{Entry, lock};
 use crate::daemon::Daemon;
 use crate::fsutil::write_atomic;
+use crate::networks::attach;
 
 /// Outcome of a start/stop that may have been a no-op (HTTP 304).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +134,27 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         let _ = persist(daemon, entry);
         err
     };
-    let spec = match super::spec::generate(&rec, &rootfs, netmode) {
+    let unmount = || async {
+        let did = id.clone();
+        let _ = daemon
+            .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
+            .await;
+    };
+    let netns = match join_network(daemon, entry, &netmode).await {
+        Ok(p) => p,
+        Err(e) => {
+            unmount().await;
+            return Err(fail(e, 128));
+        }
+    };
+    let rec = entry.snapshot();
+    let spec = match super::spec::generate(&rec, &rootfs, &netmode, netns.as_deref()) {
         Ok(s) => s,
-        Err(e) => return Err(fail(e, 128)),
+        Err(e) => {
+            attach::release_all(daemon, entry).await;
+            unmount().await;
+            return Err(fail(e, 128));
+        }
     };
     let spec_bytes = serde_json::to_vec_pretty(&spec)
         .map_err(|e| ApiError::internal(format!("encoding config.json: {e}")))?;
@@ -163,10 +182,8 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     .await;
     if let Err(e) = &ready {
         let (api, code) = start_error(e, &rec.path);
-        let did = id.clone();
-        let _ = daemon
-            .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
-            .await;
+        attach::release_all(daemon, entry).await;
+        unmount().await;
         return Err(fail(api, code));
     }
     let sock = shim_sock(daemon, &id);
@@ -209,12 +226,45 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         Err(e) => {
             let (api, code) = start_error(&e, &rec.path);
             let _ = shim::call(&sock, json!({"op": "delete"})).await;
-            let did = id.clone();
-            let _ = daemon
-                .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
-                .await;
+            attach::release_all(daemon, entry).await;
+            unmount().await;
             Err(fail(api, code))
         }
+    }
+}
+
+/// Sets up the container's network before its spec is written: bridge endpoints in a pinned
+/// netns, or the namespace, hostname and /etc files of the container it shares (`container:`).
+/// Returns the netns to join (`None`: the runtime makes one, or none for `host`).
+async fn join_network(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    netmode: &NetMode,
+) -> Result<Option<std::path::PathBuf>, ApiError> {
+    match netmode {
+        NetMode::Bridge => Ok(Some(attach::connect_all(daemon, entry).await?)),
+        NetMode::Container(other) => {
+            let o = daemon.containers.get(other)?;
+            let orec = o.snapshot();
+            if !orec.state.running || orec.state.pid <= 0 {
+                return Err(ApiError::conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    orec.id
+                )));
+            }
+            entry.with(|r| {
+                r.hosts_path = orec.hosts_path.clone();
+                r.resolv_conf_path = orec.resolv_conf_path.clone();
+                r.hostname_path = orec.hostname_path.clone();
+                r.config.hostname = orec.config.hostname.clone();
+                r.config.domainname = orec.config.domainname.clone();
+            });
+            Ok(Some(std::path::PathBuf::from(format!(
+                "/proc/{}/ns/net",
+                orec.state.pid
+            ))))
+        }
+        NetMode::None | NetMode::Host => Ok(None),
     }
 }
 
@@ -319,6 +369,7 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     if let Err(e) = shim::call(&sock, json!({"op": "delete"})).await {
         tracing::debug!(id = %entry.id, error = %e, "shim delete after exit");
     }
+    attach::release_all(&daemon, &entry).await;
     let id = entry.id.clone();
     if let Err(e) = daemon
         .blocking(move |d| d.images.unmount(&id).map_err(crate::images::api_error))
@@ -647,6 +698,7 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     if sock.exists() {
         let _ = shim::call(&sock, json!({"op": "delete"})).await;
     }
+    attach::release_all(daemon, entry).await;
     let id = entry.id.clone();
     let res = daemon
         .blocking(move |d| {

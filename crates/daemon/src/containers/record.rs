@@ -139,6 +139,9 @@ pub struct ContainerRecord {
     /// Networking config as sent at create.
     #[serde(default)]
     pub networking_config: Option<NetworkingConfig>,
+    /// The networks the container belongs to and, while it runs, its endpoints.
+    #[serde(default)]
+    pub network_settings: crate::networks::attach::NetworkSettingsRecord,
     /// Not part of config.v2.json: stored as hostconfig.json next to it.
     #[serde(skip)]
     pub host_config: HostConfig,

@@ -552,8 +552,15 @@ pub fn init_env(rec: &ContainerRecord) -> Vec<String> {
     env
 }
 
-/// The whole config.json for the container's init.
-pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Result<Value, ApiError> {
+/// The whole config.json for the container's init. `netns` is the network namespace to join
+/// (a pinned one for bridge networks, another container's for `container:`); `None` makes
+/// the runtime create a fresh one (`none`) unless the mode is `host`.
+pub fn generate(
+    rec: &ContainerRecord,
+    rootfs: &Path,
+    netmode: &NetMode,
+    netns: Option<&Path>,
+) -> Result<Value, ApiError> {
     let h = &rec.host_config;
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
@@ -570,10 +577,12 @@ pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Resul
     )?;
     let privileged = h.privileged == Some(true);
     let mut namespaces = vec![json!({"type": "mount"})];
-    if netmode != NetMode::Host {
-        namespaces.push(json!({"type": "network"}));
+    match (netmode, netns) {
+        (NetMode::Host, _) => {}
+        (_, Some(p)) => namespaces.push(json!({"type": "network", "path": p})),
+        (_, None) => namespaces.push(json!({"type": "network"})),
     }
-    if h.uts_mode.as_deref() != Some("host") && netmode != NetMode::Host {
+    if h.uts_mode.as_deref() != Some("host") && *netmode != NetMode::Host {
         namespaces.push(json!({"type": "uts"}));
     }
     if h.pid_mode.as_deref() != Some("host") {
@@ -615,7 +624,7 @@ pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Resul
         "mounts": mounts(rec, h),
         "linux": linux,
     });
-    if netmode != NetMode::Host {
+    if *netmode != NetMode::Host {
         spec["hostname"] = json!(rec.config.hostname.clone().unwrap_or_default());
     }
     Ok(spec)
