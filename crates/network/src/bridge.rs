@@ -149,6 +149,14 @@ pub struct EndpointRequest {
     pub ip: Option<Ipv4Addr>,
     /// Ports to publish.
     pub ports: Vec<PortRequest>,
+    /// Install the default route via this network's gateway: only the container's first
+    /// network does (a second default route is EEXIST; Docker picks one gateway endpoint).
+    #[serde(default = "yes")]
+    pub default_route: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A connected endpoint; berthd persists it (NetworkSettings) and hands it back to
@@ -480,7 +488,7 @@ impl BridgeDriver {
         let side = ContainerSide {
             ifname: req.ifname.clone(),
             addr: Ipv4Net::new(ep.ip, ep.prefix_len).map_err(|e| (e.into(), Some(veth.clone())))?,
-            gateway: ep.gateway,
+            gateway: ep.gateway.filter(|_| req.default_route),
         };
         crate::netlink::configure_container_side(&req.netns, side)
             .await

@@ -263,10 +263,16 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
     };
     let mut q: Vec<(&str, String)> = Vec::new();
     if let Some(s) = &a.since {
-        q.push(("since", s.clone()));
+        q.push((
+            "since",
+            crate::opts::units::timestamp(s, chrono::Utc::now())?,
+        ));
     }
     if let Some(u) = &a.until {
-        q.push(("until", u.clone()));
+        q.push((
+            "until",
+            crate::opts::units::timestamp(u, chrono::Utc::now())?,
+        ));
     }
     if let Some(f) = filters_json(&a.filter)? {
         q.push(("filters", f));

@@ -198,7 +198,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Json<Value> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file"]},
         "MemoryLimit": true,
         "SwapLimit": true,
         "CpuCfsPeriod": true,

@@ -319,6 +319,7 @@ async fn connect_inner(
             ifname: format!("eth{i}"),
             ip: att.ipv4_address,
             ports: if i == 0 { ports.clone() } else { Vec::new() },
+            default_route: i == 0,
         };
         let ep = driver.setup(bridge, &req).await.map_err(|e| {
             setup_error(
@@ -334,6 +335,7 @@ async fn connect_inner(
                 .add(&net.id, &dns_names(rec, att), ep.ip);
             user_networks.push(net.id.clone());
         }
+        super::create::event(daemon, "connect", &net, Some(&rec.id));
         let name = name.clone();
         entry.with(|r| {
             if let Some(a) = r.network_settings.networks.get_mut(&name) {
@@ -416,6 +418,7 @@ pub async fn release_all(daemon: &Arc<Daemon>, entry: &Entry) {
                 {
                     tracing::warn!(id = %entry.id, network = %name, error = %e, "releasing endpoint");
                 }
+                super::create::event(daemon, "disconnect", &net, Some(&entry.id));
             }
             _ => {
                 tracing::warn!(id = %entry.id, network = %name, "network gone; its endpoint is cleaned up at the next berthd start")
@@ -511,6 +514,11 @@ pub async fn connect_running(
         ifname: format!("eth{n}"),
         ip: att.ipv4_address,
         ports: Vec::new(),
+        default_route: !rec
+            .network_settings
+            .networks
+            .values()
+            .any(|a| a.endpoint.as_ref().is_some_and(|e| e.gateway.is_some())),
     };
     let ep = driver.setup(bridge, &req).await.map_err(|e| {
         setup_error(
