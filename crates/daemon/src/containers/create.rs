@@ -123,7 +123,18 @@ fn initial_network_settings(
         }
         NetMode::Bridge => {
             let given = NetMode::primary_network(&mode);
-            let net = daemon.networks.get(given)?;
+            // Like dockerd, a network that does not exist (yet) fails the start, not the
+            // create (a 404 here would make the docker CLI try to pull the image).
+            let net = match daemon.networks.get(given) {
+                Ok(n) => n,
+                Err(e) if e.http_status() == 404 => {
+                    settings
+                        .networks
+                        .insert(given.to_owned(), attach::Attachment::default());
+                    return Ok(settings);
+                }
+                Err(e) => return Err(e),
+            };
             if endpoints.len() > 1 {
                 let mut names: Vec<&str> = endpoints.iter().map(|s| s.as_str()).collect();
                 names.sort_unstable();

@@ -302,9 +302,15 @@ async fn connect_inner(
     let ports = port_requests(rec)?;
     let mut user_networks = Vec::new();
     for (i, (name, att)) in rec.network_settings.ordered().into_iter().enumerate() {
+        // An empty id: the network did not exist when the container was created.
+        let key = if att.network_id.is_empty() {
+            name.as_str()
+        } else {
+            att.network_id.as_str()
+        };
         let net = daemon
             .networks
-            .get(&att.network_id)
+            .get(key)
             .map_err(|_| ApiError::not_found(format!("network {name} not found")))?;
         let Some(bridge) = &net.bridge else {
             return Err(ApiError::invalid(format!(
@@ -339,6 +345,7 @@ async fn connect_inner(
         let name = name.clone();
         entry.with(|r| {
             if let Some(a) = r.network_settings.networks.get_mut(&name) {
+                a.network_id = net.id.clone();
                 a.endpoint = Some(ep);
             }
         });
