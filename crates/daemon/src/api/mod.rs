@@ -4,6 +4,7 @@
 //! Handlers parse, call the backend (`crate::containers`, `crate::images`), and serialize.
 
 pub mod archive;
+pub mod auth;
 pub mod containers;
 pub mod distribution;
 pub mod error;
@@ -125,6 +126,7 @@ fn system_routes() -> Router<Arc<Daemon>> {
         .route("/info", get(system::info))
         .route("/events", get(events::events))
         .route("/system/df", get(system::df))
+        .route("/auth", post(auth::auth))
 }
 
 /// The whole route table (paths without the version prefix).
