@@ -98,7 +98,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     };
     let spec_json = serde_json::to_vec(spec)
         .map_err(|e| RuntimeError::io("serializing spec", std::io::Error::other(e)))?;
-    // Not fsynced: until the durable `created` record exists, a crash leaves nothing to keep.
+    // Not fsynced, like every runtime state file (see crate::state's docs on durability).
     state::write_file(&dir.path().join(state::CONFIG_FILE), &spec_json, false)
         .map_err(|e| RuntimeError::io("saving config.json", e))?;
 
@@ -190,9 +190,6 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         }
         parent_ch.send(&Msg::Continue)?;
         crate::timing::mark("create: cgroup placed");
-        // Make the record durable while the init builds its filesystem (overlaps the fsyncs
-        // with the mounts); the `created` update below then only needs an atomic rename.
-        dir.write_record(&record)?;
         parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
         let creating = hook_state(&record, Status::Creating);
         hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
