@@ -4,10 +4,6 @@ fn main() {
     berth_runtime::timing::mark("main");
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let enters_container = berth_runtime::cli::needs_sealed_binary(&args);
-    if enters_container && !berth_runtime::seal::is_sealed() {
-        // Overlap the cgroup attach lock's grace period with the re-exec below.
-        berth_runtime::process::prime::start_for_reexec();
-    }
     // CVE-2019-5736: never enter a container from the on-disk binary. Re-exec from a private
     // read-only overlayfs view of it (~0.15 ms), else from a sealed memfd copy (~3 ms).
     if enters_container && let Err(e) = berth_runtime::seal::ensure_sealed() {

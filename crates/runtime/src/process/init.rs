@@ -18,6 +18,9 @@ use crate::security::seccomp::CompiledFilter;
 
 /// What the init needs; built by the parent before clone (the child owns its copy).
 pub struct InitConfig<'a> {
+    /// v1 `tasks` files to write `0` to before anything else (the init places itself, see
+    /// `cgroups::SelfJoin`); empty when the parent places it.
+    pub join_tasks: &'a [std::path::PathBuf],
     /// The validated spec.
     pub spec: &'a Spec,
     /// Absolute rootfs path (host view).
@@ -43,6 +46,7 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
     set_name("berth:init");
     crate::timing::mark("init: cloned");
     let InitConfig {
+        join_tasks,
         spec,
         rootfs,
         plan,
@@ -53,6 +57,10 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
         no_pivot,
         preserve_fds,
     } = cfg;
+    if let Err(text) = join_cgroup(join_tasks) {
+        let _ = ch.send(&Msg::Error(text));
+        return 1;
+    }
     if let Some(fds) = stdio
         && let Err(e) = super::socket::install_stdio(fds)
     {
@@ -102,6 +110,23 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
     });
     let _ = conn.send(&Msg::Error(fail.message));
     fail.code
+}
+
+/// Move this (single-threaded) process into each v1 hierarchy's cgroup by writing `0` to its
+/// `tasks` file: a thread moving itself skips the kernel's global attach lock.
+fn join_cgroup(tasks: &[std::path::PathBuf]) -> Result<(), String> {
+    use std::io::Write;
+    for path in tasks {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(b"0"))
+            .map_err(|e| format!("joining cgroup {}: {e}", path.display()))?;
+    }
+    if !tasks.is_empty() {
+        crate::timing::mark("init: joined cgroup");
+    }
+    Ok(())
 }
 
 fn err_text(step: &str, e: &(dyn std::error::Error + 'static)) -> String {
