@@ -249,17 +249,19 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         }
         parent_ch.send(&Msg::Continue)?;
         crate::timing::mark("create: cgroup placed");
-        parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
-        let creating = hook_state(&record, Status::Creating);
-        hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
-        hooks::run_all(
-            Kind::CreateRuntime,
-            &hooks::of(spec, Kind::CreateRuntime),
-            &creating,
-        )?;
-        parent_ch.send(&Msg::HooksDone {
-            state_json: creating,
-        })?;
+        if hooks::create_sync_needed(spec) {
+            parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
+            let creating = hook_state(&record, Status::Creating);
+            hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
+            hooks::run_all(
+                Kind::CreateRuntime,
+                &hooks::of(spec, Kind::CreateRuntime),
+                &creating,
+            )?;
+            parent_ch.send(&Msg::HooksDone {
+                state_json: creating,
+            })?;
+        }
         parent_ch.expect("ready", |m| *m == Msg::Ready)?;
         crate::timing::mark("create: init ready");
         Ok(())

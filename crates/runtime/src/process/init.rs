@@ -174,20 +174,22 @@ fn setup(
     };
     rootfs::prepare(spec, rootfs, opts).map_err(|e| err_text("preparing rootfs", &e))?;
     crate::timing::mark("init: rootfs prepared");
-    ch.send(&Msg::RunRuntimeHooks)
-        .map_err(|e| err_text("sync", &e))?;
-    let state_json = match ch.expect("hooks-done", |m| matches!(m, Msg::HooksDone { .. })) {
-        Ok(Msg::HooksDone { state_json }) => state_json,
-        Ok(_) => String::new(),
-        Err(e) => return Err(err_text("waiting for runtime hooks", &e)),
-    };
-    set_name("berth:hooks");
-    hooks::run_all(
-        hooks::Kind::CreateContainer,
-        &hooks::of(spec, hooks::Kind::CreateContainer),
-        &state_json,
-    )
-    .map_err(|e| crate::error_chain(&e))?;
+    if hooks::create_sync_needed(spec) {
+        ch.send(&Msg::RunRuntimeHooks)
+            .map_err(|e| err_text("sync", &e))?;
+        let state_json = match ch.expect("hooks-done", |m| matches!(m, Msg::HooksDone { .. })) {
+            Ok(Msg::HooksDone { state_json }) => state_json,
+            Ok(_) => String::new(),
+            Err(e) => return Err(err_text("waiting for runtime hooks", &e)),
+        };
+        set_name("berth:hooks");
+        hooks::run_all(
+            hooks::Kind::CreateContainer,
+            &hooks::of(spec, hooks::Kind::CreateContainer),
+            &state_json,
+        )
+        .map_err(|e| crate::error_chain(&e))?;
+    }
     set_name("berth:pivot");
     rootfs::pivot(rootfs, opts).map_err(|e| err_text("pivot_root", &e))?;
     rootfs::finalize(spec, opts).map_err(|e| err_text("finalizing rootfs", &e))?;
