@@ -42,6 +42,7 @@ fn init_runs_from_a_sealed_copy_and_cannot_overwrite_the_host_binary() {
     let host = std::fs::canonicalize(assert_cmd::cargo::cargo_bin("berth-runtime")).unwrap();
     assert_ne!(exe, host, "the init runs from the host binary");
     assert_sealed(&format!("/proc/{pid}/exe"));
+    assert_mappings_unwritable(pid);
     // From inside the created container, pid 1 is still the runtime: try to overwrite it, and
     // every other runtime process visible, while a second exec is being set up.
     let attack = "ls -l /proc/1/exe; \
@@ -96,6 +97,40 @@ fn assert_sealed(exe: &str) {
             .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
     }
+}
+
+/// The init's file mappings of the runtime (`/proc/<pid>/map_files`, which root reaches even
+/// where `exe` is guarded) cannot be written either: rewriting the first byte with itself fails,
+/// so even a broken seal leaves the bytes unchanged.
+fn assert_mappings_unwritable(pid: i64) {
+    use std::os::unix::fs::FileExt;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/map_files")).unwrap() {
+        let path = entry.unwrap().path();
+        if std::fs::read_link(&path).ok().as_ref() != Some(&exe) {
+            continue;
+        }
+        checked += 1;
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
+            continue;
+        };
+        let mut first = [0u8; 1];
+        f.read_exact_at(&mut first, 0).unwrap();
+        assert!(
+            f.write_at(&first, 0).is_err(),
+            "{} is writable",
+            path.display()
+        );
+    }
+    assert!(
+        checked > 0,
+        "no mapping of {exe:?} in /proc/{pid}/map_files"
+    );
 }
 
 #[test]

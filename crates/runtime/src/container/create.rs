@@ -182,6 +182,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         drop(parent_ch);
         let cfg = InitConfig {
             join_tasks: join.as_ref().map(|j| j.tasks.as_slice()).unwrap_or(&[]),
+            wait_continue: join.is_none() || plan.new_user_ns,
             spec,
             rootfs: &loaded.rootfs,
             plan: &plan,
@@ -247,7 +248,9 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         if plan.new_user_ns {
             namespaces::write_id_maps(pid, spec)?;
         }
-        parent_ch.send(&Msg::Continue)?;
+        if join.is_none() || plan.new_user_ns {
+            parent_ch.send(&Msg::Continue)?;
+        }
         crate::timing::mark("create: cgroup placed");
         if hooks::create_sync_needed(spec) {
             parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;

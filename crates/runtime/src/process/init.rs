@@ -21,6 +21,9 @@ pub struct InitConfig<'a> {
     /// v1 `tasks` files to write `0` to before anything else (the init places itself, see
     /// `cgroups::SelfJoin`); empty when the parent places it.
     pub join_tasks: &'a [std::path::PathBuf],
+    /// Wait for the parent's `Continue` before the setup: it places us in the cgroup (classic
+    /// way) or writes our user-namespace id maps. Otherwise nothing to wait for.
+    pub wait_continue: bool,
     /// The validated spec.
     pub spec: &'a Spec,
     /// Absolute rootfs path (host view).
@@ -47,6 +50,7 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
     crate::timing::mark("init: cloned");
     let InitConfig {
         join_tasks,
+        wait_continue,
         spec,
         rootfs,
         plan,
@@ -67,7 +71,15 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
         let _ = ch.send(&Msg::Error(format!("installing stdio: {e}")));
         return 1;
     }
-    let setup = setup(spec, rootfs, plan, console.as_ref(), no_pivot, &ch);
+    let setup = setup(
+        spec,
+        rootfs,
+        plan,
+        console.as_ref(),
+        no_pivot,
+        wait_continue,
+        &ch,
+    );
     drop(console);
     if let Err(text) = setup {
         let _ = ch.send(&Msg::Error(text));
@@ -139,10 +151,13 @@ fn setup(
     plan: &Plan,
     console: Option<&OwnedFd>,
     no_pivot: bool,
+    wait_continue: bool,
     ch: &Channel,
 ) -> Result<(), String> {
-    ch.expect("continue", |m| *m == Msg::Continue)
-        .map_err(|e| err_text("waiting for the runtime", &e))?;
+    if wait_continue {
+        ch.expect("continue", |m| *m == Msg::Continue)
+            .map_err(|e| err_text("waiting for the runtime", &e))?;
+    }
     if plan.new_user_ns {
         // The parent wrote our maps: become the namespace's root.
         // SAFETY: setresgid/setresuid with integer arguments.
