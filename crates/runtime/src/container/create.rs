@@ -139,7 +139,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         }
     }
     // The classic way pays the lock's RCU grace period: start it now so it overlaps the clone.
-    let mut primer = join.is_none().then(crate::process::prime::adopt_or_start);
+    let mut primer = join.is_none().then(crate::process::prime::start);
     let into_fd = join
         .as_ref()
         .and_then(|j| j.clone_into.as_ref())
@@ -165,14 +165,14 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
                 // processes): place the classic way instead.
                 Err(_) => {
                     join = None;
-                    primer = Some(crate::process::prime::adopt_or_start());
+                    primer = Some(crate::process::prime::start());
                     clone::fork_with_namespaces(plan.clone_flags)
                 }
             }
         }
         (Some(j), None) if j.clone_into.is_some() => {
             join = None;
-            primer = Some(crate::process::prime::adopt_or_start());
+            primer = Some(crate::process::prime::start());
             clone::fork_with_namespaces(plan.clone_flags)
         }
         _ => clone::fork_with_namespaces(plan.clone_flags),

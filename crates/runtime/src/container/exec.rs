@@ -128,7 +128,7 @@ pub fn exec(
         }
         _ => None,
     };
-    let mut primer = join.is_none().then(crate::process::prime::adopt_or_start);
+    let mut primer = join.is_none().then(crate::process::prime::start);
     let pid_guard = if ns_flags & libc::CLONE_NEWPID as u64 != 0 {
         Some(PidForChildren::enter(&init)?)
     } else {
@@ -137,7 +137,7 @@ pub fn exec(
     let forked = match join.as_ref().and_then(|(_, dir)| dir.as_ref()) {
         Some(dir) => clone::fork_into(0, Some(dir.as_fd())).or_else(|_| {
             join = None;
-            primer = Some(crate::process::prime::adopt_or_start());
+            primer = Some(crate::process::prime::start());
             clone::fork_with_namespaces(0)
         }),
         None => clone::fork_with_namespaces(0),
