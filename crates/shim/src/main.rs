@@ -72,8 +72,18 @@ impl SetupError {
 }
 
 fn main() {
+    // CVE-2019-5736: the container's init and exec'd processes are forked from this process,
+    // and until they execve, /proc/<pid>/exe is this binary. Re-exec from a view of it they
+    // cannot write (fd 3, the ready pipe, is inherited across the re-exec).
+    let sealed = berth_runtime::seal::ensure_sealed();
     // fd 3 first, before anything else can be given that number.
     let ready = sys::inherited_fd(3);
+    if let Err(e) = sealed {
+        let msg = format!("sealing berth-shim against CVE-2019-5736: {e}");
+        eprintln!("berth-shim: {msg}");
+        daemon::send_ready(ready, &json!({"ok": false, "error": msg, "exit_code": 125}));
+        std::process::exit(125);
+    }
     let args = match Args::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
