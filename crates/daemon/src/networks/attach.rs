@@ -80,6 +80,12 @@ pub fn endpoint_config<'a>(
     map.get(given)
         .or_else(|| map.get(&net.name))
         .or_else(|| map.get(&net.id))
+        // The CLI keys the default bridge's settings by the network mode, `default`.
+        .or_else(|| {
+            net.is_default_bridge()
+                .then(|| map.get("default"))
+                .flatten()
+        })
 }
 
 /// Builds the attachment for `net` from an endpoint config, checking what Docker checks.
