@@ -101,12 +101,12 @@ fn httpd_cmd(text: &str) -> String {
     format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www")
 }
 
-/// `wget -qO-` from the host; polls (the server may still be starting) and returns the body,
+/// `curl` from the host (the host's static busybox wget crashes); polls (the server may still be starting) and returns the body,
 /// or the last error after giving up.
 fn host_get(b: &Berthd, url: &str) -> Result<String, String> {
     let mut last = String::new();
     for _ in 0..50 {
-        let (code, o, e) = out(&b.host_cmd(&["busybox", "wget", "-q", "-T", "2", "-O-", url]));
+        let (code, o, e) = out(&b.host_cmd(&["curl", "-sS", "--max-time", "3", url]));
         if code == 0 {
             return Ok(o.trim().to_owned());
         }
@@ -116,9 +116,9 @@ fn host_get(b: &Berthd, url: &str) -> Result<String, String> {
     Err(last)
 }
 
-/// One `wget` attempt from the host (for must-not-answer checks after the server is known up).
+/// One `curl` attempt from the host (for must-not-answer checks after the server is known up).
 fn host_get_once(b: &Berthd, url: &str) -> bool {
-    b.host_cmd(&["busybox", "wget", "-q", "-T", "2", "-O-", url])
+    b.host_cmd(&["curl", "-sS", "--max-time", "3", url])
         .status
         .success()
 }
@@ -156,10 +156,10 @@ fn default_bridge_containers_ping_each_other_by_ip() {
     assert!(pings(&b, "cc", &ip_a), "c -> a {ip_a}");
     assert!(pings(&b, "ca", &gw), "a -> gateway {gw}");
     // The host reaches the container, the container reaches the host's other address.
-    host_ok(&b, &["ping", "-c", "1", "-W", "2", &ip_a]);
+    host_ok(&b, &["busybox", "ping", "-c", "1", "-W", "2", &ip_a]);
     assert!(pings(&b, "ca", HOST_ADDR), "a -> host address");
     // No embedded DNS on the default bridge: names do not resolve.
-    assert!(!pings(&b, "ca", "c"), "default bridge must not resolve container names");
+    assert!(!pings(&b, "ca", "cc"), "default bridge must not resolve container names");
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn published_ports_answer_on_loopback_bridge_and_host_addresses() {
     }
     // Another container reaches the published port through the host's address (hairpin NAT).
     let (code, o, e) = out(&b.docker(&[
-        "run", "--rm", "busybox", "wget", "-q", "-T", "3", "-O-",
+        "run", "--rm", "busybox", "wget", "-q", "-O-",
         &format!("http://{HOST_ADDR}:8081/"),
     ]));
     assert_eq!((code, o.trim()), (0, "all"), "{e}");
@@ -409,7 +409,7 @@ fn host_none_bridge_and_container_modes() {
     ok(&b, &["run", "-d", "--name", "side", "--network", "container:br", "busybox", "sh", "-c", &httpd_cmd("side")]);
     let mut got = String::new();
     for _ in 0..50 {
-        got = ok(&b, &["exec", "br", "sh", "-c", "wget -q -T 2 -O- http://127.0.0.1/ || true"]);
+        got = ok(&b, &["exec", "br", "sh", "-c", "wget -q -O- http://127.0.0.1/ || true"]);
         if !got.is_empty() {
             break;
         }
@@ -847,6 +847,9 @@ fn start_dockerd(b: &Berthd) -> Result<Dockerd, String> {
         return Err("dockerd is not installed".into());
     }
     let ns = b.netns.clone().unwrap();
+    // dockerd turns FORWARD's policy to drop when it has to enable forwarding itself, as on a
+    // host where it starts first; berthd already enabled it here.
+    host_ok(b, &["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
     host_ok(b, &["ip", "link", "add", "dock0", "type", "bridge"]);
     host_ok(b, &["ip", "addr", "add", "10.199.0.1/24", "dev", "dock0"]);
     host_ok(b, &["ip", "link", "set", "dock0", "up"]);
@@ -936,7 +939,7 @@ fn coexists_with_dockerd_in_the_same_netns() {
     assert!(pings(&b, "ca", &ip_of(&b, "cc", "bridge")), "berth0 peers");
     assert!(pings(&b, "u1", "u2"), "bnet peers by name");
     assert!(pings(&b, "ca", HOST_ADDR), "berth container reaches the host");
-    ok(&b, &["run", "-d", "--name", "w", "-p", "8088:80", "busybox", "sh", "-c", &httpd_cmd("berth-w")]);
+    ok(&b, &["run", "-d", "--name", "web8088", "-p", "8088:80", "busybox", "sh", "-c", &httpd_cmd("berth-w")]);
     assert_eq!(host_get(&b, &format!("http://{HOST_ADDR}:8088/")).unwrap(), "berth-w");
     assert_eq!(host_get(&b, "http://127.0.0.1:8088/").unwrap(), "berth-w");
     // Each engine's networks stay apart.
