@@ -346,6 +346,8 @@ async fn connect_inner(
                 a.endpoint = Some(ep);
             }
         });
+        // Docker reports every endpoint a start connects (and every one a stop releases).
+        super::create::event(daemon, "connect", &net, Some(&rec.id));
     }
     let rec = entry.snapshot();
     write_etc_files(&rec, !user_networks.is_empty())?;
@@ -422,6 +424,7 @@ pub async fn release_all(daemon: &Arc<Daemon>, entry: &Entry) {
                 {
                     tracing::warn!(id = %entry.id, network = %name, error = %e, "releasing endpoint");
                 }
+                super::create::event(daemon, "disconnect", &net, Some(&entry.id));
             }
             _ => {
                 tracing::warn!(id = %entry.id, network = %name, "network gone; its endpoint is cleaned up at the next berthd start")
