@@ -1191,6 +1191,8 @@ fn sigkill_mid_start_then_restart_and_rm_leaves_nothing() {
     b.load_busybox();
     ok(&b, &["network", "create", "kn"]);
     let baseline = footprint(&b);
+    // A container that lives through every kill, holding a port and addresses on both networks.
+    sleeper(&b, "survivor", &["-p", "30999:80", "--network", "kn"]);
     for round in 0..4u32 {
         let sock = b.sock.clone();
         let cfg = b.docker_config.clone();
@@ -1225,7 +1227,22 @@ fn sigkill_mid_start_then_restart_and_rm_leaves_nothing() {
     }
     let ids = ok(&b, &["ps", "-aq"]);
     let ids: Vec<&str> = ids.lines().collect();
-    assert!(!ids.is_empty(), "some runs got through before the kills");
+    println!(
+        "{} containers (survivor included) after the kills",
+        ids.len()
+    );
+    assert_eq!(
+        ok(&b, &["inspect", "-f", "{{.State.Running}}", "survivor"]),
+        "true"
+    );
+    let ip = ip_of(&b, "survivor", "kn");
+    let ipam = footprint(&b).ipam;
+    assert!(
+        ipam.iter().any(|(_, v)| v.contains(&format!("\"{ip}\""))),
+        "the survivor's address stays allocated across restarts: {ipam:?}"
+    );
+    let nft = host_ok(&b, &["nft", "list", "chain", "inet", "berth", "publish"]);
+    assert!(nft.contains("dport 30999"), "and its port rule: {nft}");
     let mut args = vec!["rm", "-f"];
     args.extend(ids.iter().copied());
     ok(&b, &args);
@@ -1280,7 +1297,29 @@ impl Drop for Dockerd {
         common::unmount_under(self.dir.path());
         common::unmount_under(&self.exec_root);
         let _ = std::fs::remove_dir_all(&self.exec_root);
+        // dockerd leaves its (now empty) --cgroup-parent in every hierarchy.
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                remove_cgroup_tree(&h.path().join(cgroup_parent_name()));
+            }
+        }
     }
+}
+
+fn cgroup_parent_name() -> String {
+    format!("berth-nettest-{}", std::process::id())
+}
+
+/// Removes an empty cgroup directory tree, deepest first (cgroupfs allows only rmdir).
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Starts dockerd in `netns` with bridge `dock0` (10.199.0.1/24); `Err(reason)` if it cannot.
@@ -1329,10 +1368,7 @@ fn start_dockerd(b: &Berthd) -> Result<Dockerd, String> {
             "--log-level",
             "warn",
         ])
-        .arg(format!(
-            "--cgroup-parent=/berth-nettest-{}",
-            std::process::id()
-        ))
+        .arg(format!("--cgroup-parent=/{}", cgroup_parent_name()))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
