@@ -165,7 +165,7 @@ fn default_bridge_containers_ping_each_other_by_ip() {
     let ip_a = ip_of(&b, "ca", "bridge");
     let ip_c = ip_of(&b, "cc", "bridge");
     assert_ne!(ip_a, ip_c);
-    let (subnet_gw, _) = (subnet_of(&b, "bridge"), ());
+    let subnet_gw = subnet_of(&b, "bridge");
     let gw = subnet_gw.split_whitespace().nth(1).unwrap().to_owned();
     // The bridge carries the gateway address on the host side.
     let addrs = host_ok(&b, &["ip", "-o", "-4", "addr", "show", "dev", "berth0"]);
@@ -558,7 +558,7 @@ fn host_none_bridge_and_container_modes() {
     );
 
     // bridge: eth0 in the bridge's subnet, /etc/hosts maps the hostname to it.
-    let id = ok(
+    ok(
         &b,
         &[
             "run", "-d", "--name", "br", "-h", "brhost", "busybox", "sleep", "1000",
@@ -592,7 +592,6 @@ fn host_none_bridge_and_container_modes() {
         !resolv.contains("127.0.0.11"),
         "no embedded DNS on the default bridge: {resolv}"
     );
-    let _ = id;
 
     // container:br — same interfaces, address, hostname and /etc files.
     let j_addrs = ok(
