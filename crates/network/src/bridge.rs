@@ -273,7 +273,9 @@ fn veth_name(endpoint: &str, n: u32) -> String {
 impl BridgeDriver {
     /// A driver keeping IPAM state under `ipam_dir` (design.md: `<data-root>/network/ipam`).
     /// Opens a netlink socket in the calling thread's netns; must run inside a tokio runtime.
+    /// Removes IPAM temp files a crash (SIGKILL mid-save) left behind.
     pub fn new(ipam_dir: &Path) -> Result<Self, BridgeError> {
+        Ipam::remove_stale_temp_files(ipam_dir)?;
         Ok(Self {
             nl: Netlink::connect()?,
             fw: Firewall::new(),

@@ -172,6 +172,14 @@ pub async fn create(
         host.network_mode.as_deref().unwrap_or(""),
         &daemon.config.bridge,
     )?;
+    // Docker's check on the request itself (the hostname is filled in later).
+    if matches!(netmode, NetMode::Container(_))
+        && config.hostname.as_deref().is_some_and(|h| !h.is_empty())
+    {
+        return Err(ApiError::invalid(
+            "conflicting options: hostname and the network mode",
+        ));
+    }
     let network_settings = initial_network_settings(
         daemon,
         &netmode,
@@ -179,6 +187,14 @@ pub async fn create(
         networking.as_ref(),
         &mut warnings,
     )?;
+    // After the publishing check, as Docker orders them (the CLI exposes what -p publishes).
+    if matches!(netmode, NetMode::Container(_))
+        && config.exposed_ports.as_ref().is_some_and(|p| !p.is_empty())
+    {
+        return Err(ApiError::invalid(
+            "conflicting options: port exposing and the container type network mode",
+        ));
+    }
     super::spec::validate_host_config(&host)?;
     daemon.runtime_binary(host.runtime.as_deref())?;
 

@@ -80,6 +80,12 @@ pub fn endpoint_config<'a>(
     map.get(given)
         .or_else(|| map.get(&net.name))
         .or_else(|| map.get(&net.id))
+        // The CLI keys the default bridge's settings by the network mode, `default`.
+        .or_else(|| {
+            net.is_default_bridge()
+                .then(|| map.get("default"))
+                .flatten()
+        })
 }
 
 /// Builds the attachment for `net` from an endpoint config, checking what Docker checks.
@@ -349,6 +355,8 @@ async fn connect_inner(
                 a.endpoint = Some(ep);
             }
         });
+        // Docker reports every endpoint a start connects (and every one a stop releases).
+        super::create::event(daemon, "connect", &net, Some(&rec.id));
     }
     let rec = entry.snapshot();
     write_etc_files(&rec, !user_networks.is_empty())?;

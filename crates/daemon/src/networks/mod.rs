@@ -379,6 +379,9 @@ impl Networks {
             loop {
                 tick.tick().await;
                 let Ok(d) = me.driver() else { return };
+                // Held until the chain is updated: a network removed between the snapshot and
+                // the update would otherwise get its accepts back (until the next tick).
+                let _admin = me.admin.lock().await;
                 let bridges: Vec<_> = me.all().into_iter().filter_map(|n| n.bridge).collect();
                 if bridges.is_empty() {
                     continue;

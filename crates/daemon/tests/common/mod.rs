@@ -77,7 +77,10 @@ impl Berthd {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
             .status()
@@ -209,6 +212,14 @@ impl Berthd {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.spawn();
+    }
+
+    /// Stops berthd (SIGTERM) and starts it again on the same roots with `extra` as its only
+    /// extra flags (in place of the ones it was started with).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.stop();
+        self.extra = extra.iter().map(|s| (*s).to_owned()).collect();
         self.spawn();
     }
 
