@@ -103,8 +103,13 @@ fn initial_network_settings(
                     "conflicting options: custom host-to-IP mapping and the network mode",
                 ));
             }
-            let target = daemon.containers.get(other)?;
-            host.network_mode = Some(format!("container:{}", target.id));
+            // A container that does not exist (yet) fails the start, not the create (a create
+            // 404 makes the docker CLI try to pull the image).
+            match daemon.containers.get(other) {
+                Ok(target) => host.network_mode = Some(format!("container:{}", target.id)),
+                Err(e) if e.http_status() == 404 => {}
+                Err(e) => return Err(e),
+            }
         }
         NetMode::Host | NetMode::None => {
             if *netmode == NetMode::Host && publishes {
