@@ -208,7 +208,10 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         }
         Err(e) => {
             let (api, code) = start_error(&e, &rec.path);
-            let _ = shim::call(&sock, json!({"op": "delete"})).await;
+            // The init may still sit in "created": delete alone would leave the shim behind.
+            if let Err(e) = shim::discard(&sock).await {
+                tracing::warn!(id = %id, error = %e, "releasing the shim after a failed start");
+            }
             let did = id.clone();
             let _ = daemon
                 .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
