@@ -658,7 +658,14 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
                 .map_err(crate::images::api_error)
         })
         .await;
-    if let Err(e) = res {
+    // No layers left is what removal wants (a removal cut short by a crash got that far).
+    if let Err(e) = res.or_else(|e| {
+        if e.http_status() == 404 {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }) {
         entry.with(|r| {
             r.state.removal_in_progress = false;
             r.state.dead = true;
