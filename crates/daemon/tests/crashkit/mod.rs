@@ -409,6 +409,17 @@ pub struct Harness {
     pub reaper: Reaper,
 }
 
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let path = format!("/tmp/berth-crash-{}.log", std::process::id());
+            if std::fs::write(&path, self.d.log()).is_ok() {
+                eprintln!("berthd's log: {path}");
+            }
+        }
+    }
+}
+
 impl Harness {
     pub fn start() -> Harness {
         let d = Berthd::start();
