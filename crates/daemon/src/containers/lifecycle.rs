@@ -453,8 +453,10 @@ async fn stop_locked(
         r.has_been_manually_stopped = true;
         r.state.restarting = false;
     });
+    // On disk before the signal: a berthd killed mid-stop must not restart an
+    // `unless-stopped` container the user stopped.
+    let _ = persist(daemon, entry);
     if !rec.state.running {
-        let _ = persist(daemon, entry);
         return Ok(Outcome::NotModified);
     }
     let sig = signal::parse(
