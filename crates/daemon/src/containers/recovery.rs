@@ -16,7 +16,8 @@
 //! written, a removal cut short after it was deleted) are removed: layers, state dirs,
 //! runtime state.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,12 +72,70 @@ async fn shim_view(daemon: &Daemon, id: &str) -> ShimView {
     }
 }
 
+/// Live `berth-shim` processes by the container id of their `--state-dir` under `exec_root`
+/// (found by command line: a shim spawned just before berthd died may not have bound its
+/// socket yet, so the socket alone does not tell whether one is there).
+fn live_shims(exec_root: &Path) -> HashMap<String, Vec<i32>> {
+    let mut out: HashMap<String, Vec<i32>> = HashMap::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let mut args = cmd.split(|b| *b == 0);
+        if !args.next().is_some_and(|a0| a0.ends_with(b"berth-shim")) {
+            continue;
+        }
+        let mut args = args.skip_while(|a| *a != b"--state-dir");
+        if let Some(dir) = args
+            .nth(1)
+            .map(|d| Path::new(std::ffi::OsStr::from_bytes(d)))
+            && dir.parent() == Some(exec_root)
+            && let Some(id) = dir.file_name()
+        {
+            out.entry(id.to_string_lossy().into_owned())
+                .or_default()
+                .push(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().to_owned()))
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+/// The shim's view, waiting (bounded) for a shim that is still coming up: it either binds
+/// its socket or, finding berthd gone, removes its container and exits.
+async fn settled_view(daemon: &Daemon, id: &str, pids: Option<&Vec<i32>>) -> ShimView {
+    let deadline = tokio::time::Instant::now() + SHIM_ANSWER;
+    loop {
+        let view = shim_view(daemon, id).await;
+        let coming = pids.is_some_and(|p| p.iter().any(|&p| alive(p)));
+        if view != ShimView::Gone || !coming || tokio::time::Instant::now() >= deadline {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Loads and reconciles all containers. Bad directories are logged and skipped.
 pub async fn recover(daemon: &Arc<Daemon>) {
     let (entries, keep) = load_all(daemon);
     sweep_orphans(daemon, &keep).await;
+    let shims = live_shims(&daemon.config.exec_root);
     for entry in entries {
-        reconcile(daemon, entry).await;
+        let view = settled_view(daemon, &entry.id, shims.get(&entry.id)).await;
+        reconcile(daemon, entry, view).await;
     }
 }
 
@@ -167,8 +226,8 @@ async fn sweep_orphans(daemon: &Arc<Daemon>, keep: &HashSet<String>) {
     }
 }
 
-/// Brings one container's record in line with reality.
-async fn reconcile(daemon: &Arc<Daemon>, entry: Arc<Entry>) {
+/// Brings one container's record in line with reality (`view`: what its shim says).
+async fn reconcile(daemon: &Arc<Daemon>, entry: Arc<Entry>, view: ShimView) {
     let rec = entry.snapshot();
     if rec.state.removal_in_progress {
         // A removal cut short: finish it (remove refuses a removal "in progress").
@@ -182,7 +241,6 @@ async fn reconcile(daemon: &Arc<Daemon>, entry: Arc<Entry>) {
         });
         return;
     }
-    let view = shim_view(daemon, &entry.id).await;
     tracing::debug!(id = %entry.id, ?view, state = rec.state.status(), "reconciling");
     if let ShimView::Up { paused, pid } = view {
         adopt(daemon, &entry, paused, pid).await;
