@@ -650,7 +650,7 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     let _ = persist(daemon, entry);
     let sock = shim_sock(daemon, &entry.id);
     if sock.exists() {
-        let _ = shim::call(&sock, json!({"op": "delete"})).await;
+        let _ = shim::discard(&sock).await;
     }
     let id = entry.id.clone();
     let res = daemon
