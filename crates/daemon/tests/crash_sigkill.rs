@@ -294,3 +294,135 @@ fn twenty_containers_survive_a_berthd_sigkill() {
     let inits = h.reaper.inits.lock().unwrap().clone();
     crashkit::assert_nothing_left(d, &base, &ids, &inits);
 }
+
+/// Edits a container's record on disk while berthd is down.
+fn edit_record(d: &Berthd, id: &str, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = d
+        .data_root()
+        .join("containers")
+        .join(id)
+        .join("config.v2.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+/// The states a SIGKILL leaves when it lands inside an operation, made deterministically
+/// (the random test only hits them by chance): each is finished or undone at restart.
+#[test]
+fn operations_cut_short_by_a_crash_are_finished_at_restart() {
+    let mut h = Harness::start();
+    let base = Baseline::take(&h.d);
+    let d = &mut h.d;
+    let create = |name: &str| {
+        docker(
+            d,
+            &[
+                "create",
+                "--network",
+                "none",
+                "--name",
+                name,
+                "busybox",
+                "sleep",
+                "100000",
+            ],
+        )
+    };
+    let half_created = create("half_created");
+    let half_removed = create("half_removed");
+    let layers_gone = create("layers_gone");
+    let unrecorded = docker(
+        d,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "unrecorded",
+            "busybox",
+            "sleep",
+            "100000",
+        ],
+    );
+    let pid = inspect(d, "unrecorded")["State"]["Pid"].as_i64().unwrap();
+    h.reaper.note(ProcId::of(pid as i32).unwrap());
+    let ids: BTreeSet<String> = [&half_created, &half_removed, &layers_gone, &unrecorded]
+        .into_iter()
+        .cloned()
+        .collect();
+
+    let mut child = d.take_child().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // create: layers and files written, config.v2.json (the commit point) not yet.
+    let dir = d.data_root().join("containers").join(&half_created);
+    std::fs::remove_file(dir.join("config.v2.json")).unwrap();
+    // rm: marked as being removed, nothing removed yet.
+    edit_record(d, &half_removed, |v| {
+        v["State"]["RemovalInProgress"] = true.into()
+    });
+    // rm: marked, and the layers already went.
+    edit_record(d, &layers_gone, |v| {
+        v["State"]["RemovalInProgress"] = true.into()
+    });
+    std::fs::remove_dir_all(
+        d.data_root()
+            .join("image/overlay2/layerdb/mounts")
+            .join(&layers_gone),
+    )
+    .unwrap();
+    // start: the shim started the container, the record was not saved.
+    edit_record(d, &unrecorded, |v| {
+        v["State"]["Running"] = false.into();
+        v["State"]["Pid"] = 0.into();
+        v["State"]["StartedAt"] = "0001-01-01T00:00:00Z".into();
+        v["HasBeenStartedBefore"] = false.into();
+    });
+
+    d.kill9_and_restart();
+    for name in ["half_created", "half_removed", "layers_gone"] {
+        wait_for(&format!("{name} gone"), LONG, || {
+            (api(d, "GET", &format!("/containers/{name}/json"), None).status == 404).then_some(())
+        });
+    }
+    let v = inspect(d, "unrecorded");
+    assert_eq!(v["State"]["Status"], "running", "{}", v["State"]);
+    assert_eq!(v["State"]["Pid"].as_i64().unwrap(), pid);
+    assert_ne!(v["State"]["StartedAt"], "0001-01-01T00:00:00Z");
+    let disk: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            d.data_root()
+                .join("containers")
+                .join(&unrecorded)
+                .join("config.v2.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(disk["State"]["Running"], true, "the adopted state is saved");
+    assert_eq!(disk["State"]["Pid"].as_i64().unwrap(), pid);
+    // The adopted container's rootfs mount is counted: a mount/unmount pair (docker cp) must
+    // not unmount it under the running container.
+    let merged = v["GraphDriver"]["Data"]["MergedDir"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    docker(
+        d,
+        &[
+            "cp",
+            "unrecorded:/etc/hostname",
+            d.root.path().join("hostname").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        crashkit::mounts_under(&d.data_root()).contains(&merged),
+        "rootfs of a running container unmounted by docker cp"
+    );
+    let r = api(d, "DELETE", "/containers/unrecorded?force=1", None);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let inits = h.reaper.inits.lock().unwrap().clone();
+    crashkit::assert_nothing_left(d, &base, &ids, &inits);
+}
