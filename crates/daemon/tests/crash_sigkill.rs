@@ -332,6 +332,7 @@ fn operations_cut_short_by_a_crash_are_finished_at_restart() {
     let half_created = create("half_created");
     let half_removed = create("half_removed");
     let layers_gone = create("layers_gone");
+    let half_deleted = create("half_deleted");
     let unrecorded = docker(
         d,
         &[
@@ -348,10 +349,16 @@ fn operations_cut_short_by_a_crash_are_finished_at_restart() {
     );
     let pid = inspect(d, "unrecorded")["State"]["Pid"].as_i64().unwrap();
     h.reaper.note(ProcId::of(pid as i32).unwrap());
-    let ids: BTreeSet<String> = [&half_created, &half_removed, &layers_gone, &unrecorded]
-        .into_iter()
-        .cloned()
-        .collect();
+    let ids: BTreeSet<String> = [
+        &half_created,
+        &half_removed,
+        &layers_gone,
+        &half_deleted,
+        &unrecorded,
+    ]
+    .into_iter()
+    .cloned()
+    .collect();
 
     let mut child = d.take_child().unwrap();
     child.kill().unwrap();
@@ -373,6 +380,12 @@ fn operations_cut_short_by_a_crash_are_finished_at_restart() {
             .join(&layers_gone),
     )
     .unwrap();
+    // rm: removing the container dir, file by file, got as far as hostconfig.json.
+    let dir = d.data_root().join("containers").join(&half_deleted);
+    edit_record(d, &half_deleted, |v| {
+        v["State"]["RemovalInProgress"] = true.into()
+    });
+    std::fs::remove_file(dir.join("hostconfig.json")).unwrap();
     // start: the shim started the container, the record was not saved.
     edit_record(d, &unrecorded, |v| {
         v["State"]["Running"] = false.into();
@@ -382,7 +395,12 @@ fn operations_cut_short_by_a_crash_are_finished_at_restart() {
     });
 
     d.kill9_and_restart();
-    for name in ["half_created", "half_removed", "layers_gone"] {
+    for name in [
+        "half_created",
+        "half_removed",
+        "layers_gone",
+        "half_deleted",
+    ] {
         wait_for(&format!("{name} gone"), LONG, || {
             (api(d, "GET", &format!("/containers/{name}/json"), None).status == 404).then_some(())
         });

@@ -680,6 +680,9 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     }
     let _ = std::fs::remove_dir_all(daemon.state_dir(&entry.id));
     let dir = daemon.container_dir(&entry.id);
+    // config.v2.json first: a crash inside remove_dir_all must not leave a record without its
+    // hostconfig.json (unloadable); a dir without config.v2.json is discarded at start-up.
+    let _ = std::fs::remove_file(dir.join("config.v2.json"));
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {

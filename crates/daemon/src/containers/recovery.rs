@@ -154,9 +154,11 @@ fn load_all(daemon: &Arc<Daemon>) -> (Vec<Arc<Entry>>, HashSet<String>) {
             continue;
         }
         let name = ent.file_name().to_string_lossy().into_owned();
-        if !path.join("config.v2.json").exists() {
-            // create writes config.v2.json last, remove deletes the dir last: nothing here is
-            // a container yet (or any more).
+        if !path.join("config.v2.json").exists() || !path.join("hostconfig.json").exists() {
+            // create writes config.v2.json last (after hostconfig.json), remove deletes it
+            // first: nothing here is a container yet (or any more). A record without its
+            // hostconfig.json is a removal cut short inside remove_dir_all (or a create
+            // cut short by a berthd that wrote config.v2.json first).
             tracing::info!(dir = %path.display(), "removing an unfinished container dir");
             if let Err(e) = std::fs::remove_dir_all(&path) {
                 tracing::warn!(dir = %path.display(), error = %e, "removing unfinished container dir");
