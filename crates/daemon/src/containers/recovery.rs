@@ -281,7 +281,16 @@ async fn reconcile(daemon: &Arc<Daemon>, entry: Arc<Entry>, view: ShimView) {
     {
         tracing::warn!(id = %entry.id, error = %e, "unmounting the rootfs of a stopped container");
     }
-    if entry.with(|r| std::mem::take(&mut r.state.restarting)) {
+    let stale = entry.with(|r| {
+        let stale = r.state.restarting || r.state.running;
+        r.state.restarting = false;
+        r.state.running = false;
+        r.state.paused = false;
+        r.state.pid = 0;
+        stale
+    });
+    if stale {
+        entry.lifecycle.send_modify(|l| l.running = false);
         persist(daemon, &entry);
     }
     not_running(daemon, entry);
