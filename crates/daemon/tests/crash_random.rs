@@ -1,8 +1,8 @@
-//! SIGKILL berthd at random moments of a concurrent create/start/stop/kill/restart/rm workload
-//! (seeded; the seed is printed, `BERTH_CRASH_SEED` replays it, `BERTH_CRASH_ITERS` sets the
-//! number of rounds, 20 by default). After each restart: the daemon answers, every listed
-//! container is inspectable and agrees with its record on disk and with the processes, shims
-//! and mounts that exist; every container can be removed, and then nothing is left.
+//! SIGKILL berthd at random moments of a concurrent create/start/stop/kill/restart/pause/rm
+//! workload (seeded; the seed is printed, `BERTH_CRASH_SEED` replays it, `BERTH_CRASH_ITERS`
+//! sets the number of rounds, 20 by default). After each restart: the daemon answers, every
+//! listed container is inspectable and agrees with its record on disk and with the processes,
+//! shims and mounts that exist; every container can be removed, and then nothing is left.
 
 #![allow(clippy::unwrap_used)]
 
@@ -61,7 +61,7 @@ fn actor(
     };
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        let r = match rng.below(20) {
+        let r = match rng.below(22) {
             0..=8 => {
                 n += 1;
                 let body = random_body(&mut rng);
@@ -100,6 +100,17 @@ fn actor(
             },
             15 => match pick(&mut rng) {
                 Some(id) => try_request(sock, "POST", &format!("/containers/{id}/start"), None),
+                None => continue,
+            },
+            20 | 21 => match pick(&mut rng) {
+                Some(id) => {
+                    let op = if rng.below(2) == 0 {
+                        "pause"
+                    } else {
+                        "unpause"
+                    };
+                    try_request(sock, "POST", &format!("/containers/{id}/{op}"), None)
+                }
                 None => continue,
             },
             _ => match pick(&mut rng) {
