@@ -118,16 +118,34 @@ fn main() {
             std::process::exit(1);
         }
     };
-    daemon::send_ready(
+    let told = daemon::send_ready(
         ready,
         &json!({"ok": true, "shim_pid": std::process::id(), "pid": shim.init.pid}),
     );
+    if !told {
+        // berthd died while starting this container and never recorded it: no one will start
+        // or delete it (a restarted berthd may have looked before the socket existed). Leave
+        // nothing behind: kill and reap the created init, delete the runtime state, go.
+        abandon(&mut shim);
+        std::process::exit(1);
+    }
     mem::shed();
     let code = match shim.run() {
         Ok(()) => 0,
         Err(_) => 1,
     };
     std::process::exit(code);
+}
+
+/// Undo a created container nobody will ever ask about.
+fn abandon(shim: &mut shim::Shim) {
+    let pid = nix::unistd::Pid::from_raw(shim.init.pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    let _ = shim.rt.delete(&shim.args.id);
+    for f in ["shim.sock", "shim.pid"] {
+        let _ = std::fs::remove_file(shim.args.state_dir.join(f));
+    }
 }
 
 /// Socket, log, stdio, create; on error nothing is left running.

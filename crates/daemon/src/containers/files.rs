@@ -104,16 +104,18 @@ fn resolv_conf(host: &HostConfig, netmode: &NetMode) -> String {
     out
 }
 
-/// Writes config.v2.json and hostconfig.json atomically.
+/// Writes hostconfig.json and config.v2.json atomically, config.v2.json last: it is the
+/// commit point of a create (recovery treats a dir without it as a create cut short), so it
+/// must never exist without its hostconfig.json.
 pub fn save_record(dir: &Path, rec: &ContainerRecord) -> Result<(), ApiError> {
     let cfg = serde_json::to_vec(rec)
         .map_err(|e| ApiError::internal(format!("encoding config.v2.json: {e}")))?;
     let hc = serde_json::to_vec(&rec.host_config)
         .map_err(|e| ApiError::internal(format!("encoding hostconfig.json: {e}")))?;
-    let p = dir.join("config.v2.json");
-    write_atomic(&p, &cfg).map_err(|e| io_err("writing", &p, e))?;
     let p = dir.join("hostconfig.json");
-    write_atomic(&p, &hc).map_err(|e| io_err("writing", &p, e))
+    write_atomic(&p, &hc).map_err(|e| io_err("writing", &p, e))?;
+    let p = dir.join("config.v2.json");
+    write_atomic(&p, &cfg).map_err(|e| io_err("writing", &p, e))
 }
 
 /// Errors loading a container directory.

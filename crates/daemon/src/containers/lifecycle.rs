@@ -225,7 +225,10 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         }
         Err(e) => {
             let (api, code) = start_error(&e, &rec.path);
-            let _ = shim::call(&sock, json!({"op": "delete"})).await;
+            // The init may still sit in "created": delete alone would leave the shim behind.
+            if let Err(e) = shim::discard(&sock).await {
+                tracing::warn!(id = %id, error = %e, "releasing the shim after a failed start");
+            }
             attach::release_all(daemon, entry).await;
             unmount().await;
             Err(fail(api, code))
@@ -501,8 +504,10 @@ async fn stop_locked(
         r.has_been_manually_stopped = true;
         r.state.restarting = false;
     });
+    // On disk before the signal: a berthd killed mid-stop must not restart an
+    // `unless-stopped` container the user stopped.
+    let _ = persist(daemon, entry);
     if !rec.state.running {
-        let _ = persist(daemon, entry);
         return Ok(Outcome::NotModified);
     }
     let sig = signal::parse(
@@ -696,7 +701,7 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     let _ = persist(daemon, entry);
     let sock = shim_sock(daemon, &entry.id);
     if sock.exists() {
-        let _ = shim::call(&sock, json!({"op": "delete"})).await;
+        let _ = shim::discard(&sock).await;
     }
     attach::release_all(daemon, entry).await;
     let id = entry.id.clone();
@@ -707,7 +712,14 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
                 .map_err(crate::images::api_error)
         })
         .await;
-    if let Err(e) = res {
+    // No layers left is what removal wants (a removal cut short by a crash got that far).
+    if let Err(e) = res.or_else(|e| {
+        if e.http_status() == 404 {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }) {
         entry.with(|r| {
             r.state.removal_in_progress = false;
             r.state.dead = true;
@@ -720,6 +732,9 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     }
     let _ = std::fs::remove_dir_all(daemon.state_dir(&entry.id));
     let dir = daemon.container_dir(&entry.id);
+    // config.v2.json first: a crash inside remove_dir_all must not leave a record without its
+    // hostconfig.json (unloadable); a dir without config.v2.json is discarded at start-up.
+    let _ = std::fs::remove_file(dir.join("config.v2.json"));
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
