@@ -292,8 +292,9 @@ pub fn parse_mount(m: &Mount) -> Result<MountRecord, ApiError> {
             }
             let vo = m.volume_options.clone().unwrap_or_default();
             if vo.subpath.as_deref().is_some_and(|s| !s.is_empty()) {
-                return Err(ApiError::not_implemented(
-                    "volume subpath not supported yet (API 1.45)",
+                return Err(mount_config(
+                    &kind,
+                    "VolumeOptions.Subpath is not supported (API 1.45; berthd serves 1.41)",
                 ));
             }
             let driver = vo
