@@ -279,13 +279,23 @@ pub async fn volume_rm(ctx: &Ctx, a: VolumeRmArgs) -> Result<i32> {
     }
 }
 
-/// `volume prune`.
+/// `volume prune`: before API 1.42 the daemon prunes every unused volume (and knows no
+/// `all` filter); from 1.42 only anonymous ones unless `--all`.
 pub async fn volume_prune(ctx: &Ctx, a: VolumePruneArgs) -> Result<i32> {
-    if !a.force
-        && !confirm(
-            "WARNING! This will remove anonymous local volumes not used by at least one container.",
-        )?
-    {
+    // Not negotiated (DOCKER_API_VERSION unset and no ping): the docker CLI's own default.
+    let api = ctx.client.api_version().unwrap_or("1.50");
+    let before_1_42 = berth_client::version_lt(api, "1.42");
+    if a.all && before_1_42 {
+        return Err(CliError::Msg(format!(
+            "\"--all\" requires API version 1.42, but the Docker daemon API version is {api}"
+        )));
+    }
+    let warning = if a.all || before_1_42 {
+        "WARNING! This will remove all local volumes not used by at least one container."
+    } else {
+        "WARNING! This will remove anonymous local volumes not used by at least one container."
+    };
+    if !a.force && !confirm(warning)? {
         return Ok(0);
     }
     let mut f = a.filter.clone();
