@@ -199,6 +199,47 @@ pub async fn network_prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The fields of a `volume ls` row, as the docker CLI (v28) offers them to `--format`
+/// (cluster-volume fields are `N/A`; Size and Links only when the daemon sent UsageData).
+fn volume_row(vol: &Value) -> Value {
+    let s = |k: &str| vol.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let mut labels: Vec<String> = match vol.get("Labels") {
+        Some(Value::Map(m)) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.go_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    labels.sort();
+    let usage = |k: &str| {
+        vol.get("UsageData")
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_i64)
+            .filter(|n| *n >= 0)
+    };
+    let na = || Value::str("N/A");
+    Value::map([
+        ("Availability", na()),
+        ("Driver", Value::Str(s("Driver"))),
+        ("Group", na()),
+        ("Labels", Value::Str(labels.join(","))),
+        (
+            "Links",
+            usage("RefCount").map_or_else(na, |n| Value::Str(n.to_string())),
+        ),
+        ("Mountpoint", Value::Str(s("Mountpoint"))),
+        ("Name", Value::Str(s("Name"))),
+        ("Scope", Value::Str(s("Scope"))),
+        (
+            "Size",
+            usage("Size").map_or_else(na, |n| {
+                Value::Str(crate::format::units::human_size(n as f64))
+            }),
+        ),
+        ("Status", na()),
+    ])
+}
+
 /// `volume ls`.
 pub async fn volume_ls(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     let fmt = Format::new(
@@ -217,26 +258,19 @@ pub async fn volume_ls(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         _ => Vec::new(),
     };
     items.sort_by_key(|n| n.get("Name").map(Value::go_string).unwrap_or_default());
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|vol| {
-            let s = |k: &str| vol.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            Value::map([
-                ("Name", Value::Str(s("Name"))),
-                ("Driver", Value::Str(s("Driver"))),
-                ("Scope", Value::Str(s("Scope"))),
-                ("Mountpoint", Value::Str(s("Mountpoint"))),
-                ("CreatedAt", Value::Str(s("CreatedAt"))),
-            ])
-        })
-        .collect();
+    let rows: Vec<Value> = items.iter().map(volume_row).collect();
     let header = Value::map(
         [
-            ("Name", "VOLUME NAME"),
+            ("Availability", "AVAILABILITY"),
             ("Driver", "DRIVER"),
-            ("Scope", "SCOPE"),
+            ("Group", "GROUP"),
+            ("Labels", "LABELS"),
+            ("Links", "LINKS"),
             ("Mountpoint", "MOUNTPOINT"),
-            ("CreatedAt", "CREATED"),
+            ("Name", "VOLUME NAME"),
+            ("Scope", "SCOPE"),
+            ("Size", "SIZE"),
+            ("Status", "STATUS"),
         ]
         .map(|(k, v)| (k, Value::str(v))),
     );
