@@ -91,7 +91,10 @@ pub fn status_text(rec: &ContainerRecord) -> String {
 }
 
 fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
-    crate::volumes::mounts::inspect_mounts(&rec.mount_points)
+    crate::volumes::mounts::inspect_mounts(&crate::volumes::mounts::of_record(
+        &rec.mount_points,
+        &rec.host_config,
+    ))
 }
 
 /// `GET /containers/{id}/json`.

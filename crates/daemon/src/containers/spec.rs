@@ -402,7 +402,9 @@ fn mounts(rec: &ContainerRecord, h: &HostConfig) -> Vec<Value> {
         m.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
     // Volumes, binds and `--mount`s, parsed at create (`crate::volumes::mounts`).
-    m.extend(crate::volumes::mounts::oci_mounts(&rec.mount_points));
+    m.extend(crate::volumes::mounts::oci_mounts(
+        &crate::volumes::mounts::of_record(&rec.mount_points, h),
+    ));
     for (dest, opts) in h.tmpfs.clone().unwrap_or_default() {
         let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
         o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_owned));

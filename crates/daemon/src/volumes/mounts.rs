@@ -431,6 +431,39 @@ pub fn plan(
     Ok(points)
 }
 
+/// A container's mount points; records written before berthd kept `MountPoints` get theirs
+/// from `Binds` and `Mounts` (only binds and tmpfs existed then; anything else is skipped).
+pub fn of_record<'a>(
+    points: &'a MountPoints,
+    host: &HostConfig,
+) -> std::borrow::Cow<'a, MountPoints> {
+    let legacy = host.binds.as_ref().is_some_and(|b| !b.is_empty())
+        || host.mounts.as_ref().is_some_and(|m| !m.is_empty());
+    if !points.is_empty() || !legacy {
+        return std::borrow::Cow::Borrowed(points);
+    }
+    let binds = host
+        .binds
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .map(|b| parse_bind(b));
+    let mounts = host
+        .mounts
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .map(parse_mount);
+    std::borrow::Cow::Owned(
+        binds
+            .chain(mounts)
+            .filter_map(Result::ok)
+            .filter(|m| !m.is_volume())
+            .map(|m| (m.destination.clone(), m))
+            .collect(),
+    )
+}
+
 /// The OCI `mounts` entries, parents before children (sorted by depth, as Docker does).
 pub fn oci_mounts(points: &MountPoints) -> Vec<Value> {
     let mut list: Vec<&MountRecord> = points.values().collect();
@@ -599,6 +632,22 @@ mod tests {
             .message,
             "Duplicate mount point: /x"
         );
+    }
+
+    #[test]
+    fn records_without_mount_points_use_their_binds() {
+        let host = HostConfig {
+            binds: Some(vec!["/srv:/srv:ro".into(), "named:/n".into()]),
+            ..Default::default()
+        };
+        let none = MountPoints::new();
+        let p = of_record(&none, &host);
+        assert_eq!(p.len(), 1);
+        assert!(!p["/srv"].rw);
+        let mut own = MountPoints::new();
+        own.insert("/x".into(), MountRecord::default());
+        assert_eq!(of_record(&own, &host).len(), 1);
+        assert!(of_record(&own, &host).contains_key("/x"));
     }
 
     #[test]
