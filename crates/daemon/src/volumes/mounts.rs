@@ -428,7 +428,29 @@ pub fn plan(
             ..Default::default()
         });
     }
+    // `--volume-driver` names the driver for `-v` and image volumes; only `local` exists.
+    if let Some(driver) = host
+        .volume_driver
+        .as_deref()
+        .filter(|v| !v.is_empty() && *v != LOCAL_DRIVER)
+        && points
+            .values()
+            .any(|m| m.is_volume() && m.driver == LOCAL_DRIVER && !explicit_mount(host, m))
+    {
+        return Err(ApiError::not_found(format!(
+            "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+        )));
+    }
     Ok(points)
+}
+
+/// Whether `m` came from `HostConfig.Mounts` (which carries its own driver config).
+fn explicit_mount(host: &HostConfig, m: &MountRecord) -> bool {
+    host.mounts
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .any(|x| x.target.as_deref().map(clean).as_deref() == Some(m.destination.as_str()))
 }
 
 /// A container's mount points; records written before berthd kept `MountPoints` get theirs
@@ -632,6 +654,16 @@ mod tests {
             .message,
             "Duplicate mount point: /x"
         );
+        let other_driver = HostConfig {
+            binds: Some(vec!["v1:/x".into()]),
+            volume_driver: Some("convoy".into()),
+            ..Default::default()
+        };
+        let e = plan(&ContainerConfig::default(), &other_driver, |_| {
+            Ok(MountPoints::new())
+        })
+        .unwrap_err();
+        assert_eq!(e.http_status(), 404);
     }
 
     #[test]
