@@ -312,6 +312,14 @@ fn in_use_volume_is_not_removed() {
         ok(&d, &["volume", "ls", "-q", "-f", "dangling=false"]),
         "busy\n"
     );
+    // docker ps finds the user by volume name or by mount destination.
+    for f in ["volume=busy", "volume=/x"] {
+        assert_eq!(
+            ok(&d, &["ps", "-aq", "--no-trunc", "-f", f]),
+            format!("{id}\n")
+        );
+    }
+    assert_eq!(ok(&d, &["ps", "-aq", "-f", "volume=other"]), "");
     assert_eq!(ok(&d, &["volume", "ls", "-q", "-f", "dangling=true"]), "");
     ok(&d, &["rm", "user"]);
     assert_eq!(
@@ -645,4 +653,34 @@ fn system_df_counts_volumes() {
             .starts_with(&["Local", "Volumes", "1", "1", "1kB"]),
         "{o}"
     );
+}
+
+#[test]
+fn volumes_and_references_survive_a_daemon_restart() {
+    let mut d = ready();
+    ok(&d, &["volume", "create", "--label", "k=v", "durable"]);
+    let id = ok(
+        &d,
+        &[
+            "create",
+            "-v",
+            "durable:/d",
+            "-v",
+            "/anon",
+            "busybox",
+            "true",
+        ],
+    );
+    let id = id.trim().to_owned();
+    d.kill9_and_restart();
+    assert_eq!(
+        ok(&d, &["volume", "inspect", "-f", "{{.Labels}}", "durable"]),
+        "map[k:v]\n"
+    );
+    // The container's mount points were persisted: the volume is still in use.
+    let (code, _, e) = out(&d.docker(&["volume", "rm", "durable"]));
+    assert_eq!(code, 1);
+    assert!(e.contains(&format!("volume is in use - [{id}]")), "{e}");
+    ok(&d, &["rm", "-v", &id]);
+    assert_eq!(volume_names(&d), vec!["durable"]);
 }

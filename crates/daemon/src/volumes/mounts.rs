@@ -514,6 +514,20 @@ pub fn oci_mounts(points: &MountPoints) -> Vec<Value> {
         .collect()
 }
 
+/// `docker ps --filter volume=X`: X is a volume name (a bind's source) or a destination.
+pub fn matches_volume_filter(points: &MountPoints, wanted: &[&str]) -> bool {
+    points.values().any(|m| {
+        let key = if m.name.is_empty() {
+            &m.source
+        } else {
+            &m.name
+        };
+        wanted
+            .iter()
+            .any(|w| *w == key.as_str() || *w == m.destination.as_str())
+    })
+}
+
 /// `Mounts` in inspect and in `GET /containers/json`.
 pub fn inspect_mounts(points: &MountPoints) -> Vec<MountPoint> {
     points
