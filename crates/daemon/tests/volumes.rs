@@ -629,6 +629,47 @@ fn tmpfs_driver_options_volume() {
         data.display()
     );
     ok(&d, &["volume", "rm", "tv"]);
+
+    // type=none,o=bind: the volume is a host directory.
+    let host = tempfile::tempdir().unwrap();
+    let dev = format!("device={}", host.path().display());
+    ok(
+        &d,
+        &[
+            "volume",
+            "create",
+            "-o",
+            "type=none",
+            "-o",
+            "o=bind",
+            "-o",
+            &dev,
+            "bv",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "bv:/b",
+            "busybox",
+            "sh",
+            "-c",
+            "echo via-volume > /b/f",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("f")).unwrap(),
+        "via-volume\n"
+    );
+    assert!(!is_mounted(&d.data_root().join("volumes/bv/_data")));
+    ok(&d, &["volume", "rm", "bv"]);
+    assert!(
+        host.path().join("f").exists(),
+        "removing the volume keeps the host dir"
+    );
 }
 
 #[test]
