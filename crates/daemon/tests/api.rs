@@ -82,9 +82,9 @@ fn version_out_of_range_is_400() {
 #[test]
 fn unimplemented_is_501_with_method_and_path() {
     let d = Berthd::start();
-    let r = d.get("/v1.41/volumes");
+    let r = d.get("/v1.41/secrets");
     assert_eq!(r.status, 501);
-    assert_eq!(r.json()["message"], "not implemented: GET /volumes");
+    assert_eq!(r.json()["message"], "not implemented: GET /secrets");
     let r = d.request("POST", "/swarm/init", Some(b"{}"));
     assert_eq!(r.status, 501);
     assert_eq!(r.json()["message"], "not implemented: POST /swarm/init");

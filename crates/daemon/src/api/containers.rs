@@ -214,6 +214,14 @@ pub async fn remove(
     let e = d.containers.get(&id)?;
     lifecycle::remove(&d, &e, q.force).await?;
     d.execs.remove_container(&e.id);
+    if q.v {
+        let rec = e.snapshot();
+        d.blocking(move |d| {
+            crate::volumes::release(d, &rec, true);
+            Ok(())
+        })
+        .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

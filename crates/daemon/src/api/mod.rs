@@ -18,6 +18,7 @@ pub mod stream;
 pub mod system;
 pub mod transfer;
 pub mod version;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -92,18 +93,24 @@ fn image_routes() -> Router<Arc<Daemon>> {
         )
 }
 
-/// berthd has no user-defined networks, volumes or plugins yet: looking one up by name is an
-/// honest 404 (the docker CLI's type-less `inspect` walks these after containers and images).
+fn volume_routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
+}
+
+/// berthd has no plugins: looking one up by name is an honest 404 (the docker CLI's
+/// type-less `inspect` walks these after containers, images, networks and volumes).
 fn lookup_only_routes() -> Router<Arc<Daemon>> {
-    async fn volume(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
-        error_response(&ApiError::not_found(format!("get {name}: no such volume")))
-    }
     async fn plugin(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
         error_response(&ApiError::not_found(format!("plugin \"{name}\" not found")))
     }
-    Router::new()
-        .route("/volumes/{name}", get(volume))
-        .route("/plugins/{name}/json", get(plugin))
+    Router::new().route("/plugins/{name}/json", get(plugin))
 }
 
 fn network_routes() -> Router<Arc<Daemon>> {
@@ -137,6 +144,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(exec_routes())
         .merge(image_routes())
         .merge(network_routes())
+        .merge(volume_routes())
         .merge(lookup_only_routes())
         .fallback(not_implemented)
         .method_not_allowed_fallback(not_implemented)

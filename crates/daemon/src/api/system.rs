@@ -80,8 +80,8 @@ pub async fn version() -> Json<Value> {
     }))
 }
 
-/// `GET /system/df`: images and containers with their sizes; berthd has no volumes or build
-/// cache yet, so those lists are empty (true, not a placeholder).
+/// `GET /system/df`: images, containers and volumes with their sizes; berthd has no build
+/// cache, so that list is empty (true, not a placeholder).
 pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Json<Value>> {
     let uses = crate::images::uses(&d);
     let recs: Vec<_> = d.containers.all().iter().map(|e| e.snapshot()).collect();
@@ -98,6 +98,7 @@ pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Js
             Ok((images, sizes))
         })
         .await?;
+    let volumes = d.blocking(crate::volumes::disk_usage).await?;
     let layers_size: u64 = images.iter().map(|i| i.size).sum();
     let containers: Vec<Value> = d
         .containers
@@ -118,7 +119,7 @@ pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Js
         "LayersSize": layers_size,
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": volumes,
         "BuildCache": [],
     })))
 }

@@ -252,11 +252,15 @@ pub async fn create(
         config.exposed_ports = Some(ports);
     }
     if !image.volumes.is_empty() {
-        warnings.push(format!(
-            "image declares volumes {:?}; anonymous volumes are not supported yet, the paths stay in the container's rw layer",
-            image.volumes
-        ));
+        let mut vols = config.volumes.clone().unwrap_or_default();
+        for v in &image.volumes {
+            if !vols.contains(v) {
+                vols.push(v.clone());
+            }
+        }
+        config.volumes = Some(vols);
     }
+    let planned_mounts = crate::volumes::plan(daemon, &config, &host)?;
 
     let id = new_id()?;
     if config.hostname.as_deref().unwrap_or("").is_empty() {
@@ -301,16 +305,25 @@ pub async fn create(
         networking,
         &netmode,
         network_settings,
+        planned_mounts,
     )
     .await;
     match result {
         Ok(entry) => {
             daemon.events.container(&entry.snapshot(), "create", &[]);
             daemon.containers.insert(entry);
+            crate::volumes::created(daemon, &id);
             Ok(CreateResponse { id, warnings })
         }
         Err(e) => {
             daemon.containers.release_name(&name);
+            let vid = id.clone();
+            let _ = daemon
+                .blocking(move |d| {
+                    crate::volumes::discard(d, &vid);
+                    Ok(())
+                })
+                .await;
             let cleanup_id = id.clone();
             let _ = daemon
                 .blocking(move |d| {
@@ -336,11 +349,22 @@ async fn create_on_disk(
     networking: Option<berth_api::models::NetworkingConfig>,
     netmode: &NetMode,
     network_settings: NetworkSettingsRecord,
+    planned_mounts: crate::volumes::MountPoints,
 ) -> Result<Arc<Entry>, ApiError> {
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
         daemon
             .blocking(move |d| crate::images::create_container_layers(&d.images, &cid, &iid))
+            .await?
+    };
+    let mount_points = {
+        let cid = id.to_owned();
+        daemon
+            .blocking(move |d| {
+                let points = crate::volumes::claim(d, &cid, planned_mounts)?;
+                crate::volumes::populate(d, &cid, &points)?;
+                Ok(points)
+            })
             .await?
     };
     let dir = daemon.container_dir(id);
@@ -378,6 +402,7 @@ async fn create_on_disk(
             upper_dir: layers.upper_dir.display().to_string(),
             work_dir: layers.work_dir.display().to_string(),
         },
+        mount_points,
         networking_config: networking,
         network_settings,
         host_config: host,

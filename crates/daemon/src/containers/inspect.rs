@@ -92,24 +92,10 @@ pub fn status_text(rec: &ContainerRecord) -> String {
 }
 
 fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
-    let mut out = Vec::new();
-    for b in rec.host_config.binds.as_deref().unwrap_or(&[]) {
-        let p: Vec<&str> = b.split(':').collect();
-        if p.len() < 2 {
-            continue;
-        }
-        let mode = p.get(2).copied().unwrap_or("").to_owned();
-        out.push(MountPoint {
-            typ: serde_json::from_value(serde_json::json!("bind")).ok(),
-            source: Some(p[0].to_owned()),
-            destination: Some(p[1].to_owned()),
-            rw: Some(!mode.split(',').any(|m| m == "ro")),
-            mode: Some(mode),
-            propagation: Some("rprivate".into()),
-            ..Default::default()
-        });
-    }
-    out
+    crate::volumes::mounts::inspect_mounts(&crate::volumes::mounts::of_record(
+        &rec.mount_points,
+        &rec.host_config,
+    ))
 }
 
 /// A stable id for the container's network stack while it runs (Docker shows a sandbox id).

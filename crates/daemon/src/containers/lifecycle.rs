@@ -134,6 +134,13 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         let _ = persist(daemon, entry);
         err
     };
+    let vrec = rec.clone();
+    if let Err(e) = daemon
+        .blocking(move |d| crate::volumes::activate(d, &vrec))
+        .await
+    {
+        return Err(fail(e, 128));
+    }
     let unmount = || async {
         let did = id.clone();
         let _ = daemon
@@ -381,6 +388,13 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
         tracing::warn!(id = %entry.id, error = %e, "unmounting rootfs after exit");
     }
     let rec = entry.snapshot();
+    let vrec = rec.clone();
+    let _ = daemon
+        .blocking(move |d| {
+            crate::volumes::deactivate(d, &vrec);
+            Ok(())
+        })
+        .await;
     if rec.host_config.auto_remove == Some(true) {
         if let Err(e) = remove(&daemon, &entry, true).await {
             tracing::warn!(id = %entry.id, error = %e, "auto-removing container");
@@ -747,6 +761,15 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     daemon.events.container(&entry.snapshot(), "destroy", &[]);
     daemon.containers.remove(&entry.id);
     daemon.note_removed(&entry.id, &name, code);
+    // AutoRemove (`--rm`) takes the container's anonymous volumes with it, as dockerd does.
+    let vrec = entry.snapshot();
+    let _ = daemon
+        .blocking(move |d| {
+            let anon = vrec.host_config.auto_remove == Some(true);
+            crate::volumes::release(d, &vrec, anon);
+            Ok(())
+        })
+        .await;
     entry.lifecycle.send_modify(|l| l.removed = true);
     Ok(())
 }

@@ -136,6 +136,9 @@ pub struct ContainerRecord {
     pub resolv_conf_path: String,
     /// Layer paths.
     pub graph_driver: GraphRecord,
+    /// Volumes, binds and tmpfs mounts by destination (see `crate::volumes::mounts`).
+    #[serde(default)]
+    pub mount_points: crate::volumes::MountPoints,
     /// Networking config as sent at create.
     #[serde(default)]
     pub networking_config: Option<NetworkingConfig>,

@@ -126,29 +126,7 @@ pub fn validate_host_config(h: &HostConfig) -> Result<(), ApiError> {
             )));
         }
     }
-    if h.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(ApiError::not_implemented(
-            "--volumes-from not supported yet",
-        ));
-    }
-    for b in h.binds.as_deref().unwrap_or(&[]) {
-        let src = b.split(':').next().unwrap_or("");
-        if !src.starts_with('/') {
-            return Err(ApiError::not_implemented(format!(
-                "named volumes not supported yet ({b})"
-            )));
-        }
-    }
-    if let Some(mounts) = &h.mounts {
-        for m in mounts {
-            let t = m.typ.map(|t| t.to_string()).unwrap_or_default();
-            if t != "bind" && t != "tmpfs" {
-                return Err(ApiError::not_implemented(format!(
-                    "mount type {t:?} not supported yet"
-                )));
-            }
-        }
-    }
+    // Binds, Mounts and VolumesFrom are checked by `crate::volumes::plan`.
     Ok(())
 }
 
@@ -423,47 +401,10 @@ fn mounts(rec: &ContainerRecord, h: &HostConfig) -> Vec<Value> {
     ] {
         m.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
-    for b in h.binds.as_deref().unwrap_or(&[]) {
-        let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() < 2 {
-            continue;
-        }
-        let mut opts = vec!["rbind".to_owned()];
-        let mode = parts.get(2).copied().unwrap_or("");
-        opts.push(
-            if mode.split(',').any(|o| o == "ro") {
-                "ro"
-            } else {
-                "rw"
-            }
-            .to_owned(),
-        );
-        opts.push("rprivate".to_owned());
-        m.push(
-            json!({"destination": parts[1], "type": "bind", "source": parts[0], "options": opts}),
-        );
-    }
-    for mt in h.mounts.as_deref().unwrap_or(&[]) {
-        let t = mt.typ.map(|t| t.to_string()).unwrap_or_default();
-        let target = mt.target.clone().unwrap_or_default();
-        if t == "bind" {
-            let mut opts = vec!["rbind", "rprivate"];
-            opts.push(if mt.read_only == Some(true) {
-                "ro"
-            } else {
-                "rw"
-            });
-            m.push(json!({"destination": target, "type": "bind", "source": mt.source.clone().unwrap_or_default(), "options": opts}));
-        } else if t == "tmpfs" {
-            let mut opts = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
-            if let Some(sz) = mt.tmpfs_options.as_ref().and_then(|o| o.size_bytes) {
-                opts.push(format!("size={sz}"));
-            }
-            m.push(
-                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}),
-            );
-        }
-    }
+    // Volumes, binds and `--mount`s, parsed at create (`crate::volumes::mounts`).
+    m.extend(crate::volumes::mounts::oci_mounts(
+        &crate::volumes::mounts::of_record(&rec.mount_points, h),
+    ));
     for (dest, opts) in h.tmpfs.clone().unwrap_or_default() {
         let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
         o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
