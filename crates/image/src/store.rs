@@ -458,12 +458,19 @@ impl Store {
         let home = self.layout.driver_home();
         let upper = format!("{}/diff", rec.mount_id);
         let work = format!("{}/work", rec.mount_id);
+        if rec.ephemeral {
+            // Left by an earlier volatile mount of this container in this boot (`docker cp`
+            // before start); after a host crash the container is removed, never remounted.
+            overlay::clear_volatile_marker(&dir.join("work"))
+                .map_err(|e| StoreError::io(format!("clearing {}/work", dir.display()), e))?;
+        }
         let spec = OverlaySpec {
             home: &home,
             lowers: &lowers,
             upper: &upper,
             work: &work,
             target: &merged,
+            volatile: rec.ephemeral,
         };
         if let Err(e) = overlay::mount(&spec, self.mount_method) {
             if *count == 0 {

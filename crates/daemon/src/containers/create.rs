@@ -218,8 +218,11 @@ async fn create_on_disk(
 ) -> Result<Arc<Entry>, ApiError> {
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
+        let ephemeral = host.auto_remove == Some(true);
         daemon
-            .blocking(move |d| crate::images::create_container_layers(&d.images, &cid, &iid))
+            .blocking(move |d| {
+                crate::images::create_container_layers(&d.images, &cid, &iid, ephemeral)
+            })
             .await?
     };
     let dir = daemon.container_dir(id);

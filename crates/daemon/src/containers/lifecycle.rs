@@ -14,7 +14,7 @@ use super::shim::{self, ShimError, SpawnArgs};
 use super::signal;
 use super::store::{Entry, lock};
 use crate::daemon::Daemon;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{Durability, write_file};
 
 /// Outcome of a start/stop that may have been a no-op (HTTP 304).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,8 +139,13 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     };
     let spec_bytes = serde_json::to_vec_pretty(&spec)
         .map_err(|e| ApiError::internal(format!("encoding config.json: {e}")))?;
-    write_atomic(&state_dir.join("config.json"), &spec_bytes)
-        .map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
+    // The bundle lives in the exec root (tmpfs by design): atomic, never synced.
+    write_file(
+        &state_dir.join("config.json"),
+        &spec_bytes,
+        Durability::Volatile,
+    )
+    .map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
 
     let tty = rec.config.tty == Some(true);
     let log_path = std::path::PathBuf::from(&rec.log_path);
@@ -219,24 +224,18 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
 }
 
 /// Brings `lo` up in the created container's net namespace (Docker's `none` network has a
-/// working loopback). berthd never enters namespaces itself: a short-lived `nsenter` does.
+/// working loopback), from a short-lived thread ([`super::loopback`]).
 async fn loopback_up(pid: i64) {
     if pid <= 0 {
         return;
     }
-    let out = tokio::process::Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .args(["ip", "link", "set", "lo", "up"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await;
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            tracing::warn!(pid, stderr = %String::from_utf8_lossy(&o.stderr).trim(), "bringing up lo failed; the container's loopback stays down")
+    match tokio::task::spawn_blocking(move || super::loopback::up(pid)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(pid, error = %e, "bringing up lo failed; the container's loopback stays down")
         }
         Err(e) => {
-            tracing::warn!(pid, error = %e, "running nsenter to bring up lo failed; the container's loopback stays down")
+            tracing::warn!(pid, error = %e, "bringing up lo failed; the container's loopback stays down")
         }
     }
 }
