@@ -216,6 +216,7 @@ async fn create_on_disk(
     networking: Option<berth_api::models::NetworkingConfig>,
     netmode: NetMode,
 ) -> Result<Arc<Entry>, ApiError> {
+    let mut t = super::phases::Phases::new("create", id);
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
         let ephemeral = host.auto_remove == Some(true);
@@ -225,11 +226,13 @@ async fn create_on_disk(
             })
             .await?
     };
+    t.mark("layers");
     let dir = daemon.container_dir(id);
     std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
     let hostname = config.hostname.clone().unwrap_or_default();
     let paths = files::write_container_files(&dir, &hostname, &host, netmode)?;
+    t.mark("etc_files");
     let (path, args) = {
         let mut argv = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
@@ -264,6 +267,7 @@ async fn create_on_disk(
         host_config: host,
     };
     files::save_record(&dir, &rec)?;
+    t.mark("record");
     Ok(Entry::new(rec))
 }
 

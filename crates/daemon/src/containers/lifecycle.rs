@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::files::{now_rfc3339, save_record};
 use super::network::NetMode;
+use super::phases::Phases;
 use super::shim::{self, ShimError, SpawnArgs};
 use super::signal;
 use super::store::{Entry, lock};
@@ -99,6 +100,7 @@ pub async fn start(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<Outcome, 
 /// Starts the container; the caller holds `entry.op`.
 async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), ApiError> {
     let id = entry.id.clone();
+    let mut t = Phases::new("start", &id);
     let rec = entry.snapshot();
     let netmode = NetMode::parse(
         rec.host_config.network_mode.as_deref().unwrap_or("default"),
@@ -110,6 +112,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             .blocking(move |d| d.images.mount(&id).map_err(crate::images::api_error))
             .await?
     };
+    t.mark("mount");
     let state_dir = daemon.state_dir(&id);
     let prep = || -> std::io::Result<()> {
         std::fs::create_dir_all(&state_dir)?;
@@ -146,6 +149,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         Durability::Volatile,
     )
     .map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
+    t.mark("spec");
 
     let tty = rec.config.tty == Some(true);
     let log_path = std::path::PathBuf::from(&rec.log_path);
@@ -166,6 +170,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         log_max_files,
     })
     .await;
+    t.mark("shim_create");
     if let Err(e) = &ready {
         let (api, code) = start_error(e, &rec.path);
         let did = id.clone();
@@ -179,6 +184,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         && netmode == NetMode::None
     {
         loopback_up(r.pid).await;
+        t.mark("lo_up");
     }
 
     // Clients that attached before start get their streams now, before the process runs.
@@ -189,9 +195,11 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             .map_err(|e| ApiError::internal(format!("attaching to the container: {e}")));
         let _ = p.tx.send(r);
     }
+    t.mark("attach");
 
     match shim::call(&sock, json!({"op": "start"})).await {
         Ok(v) => {
+            t.mark("shim_start");
             let pid = v.get("pid").and_then(Value::as_i64).unwrap_or(0);
             entry.with(|r| {
                 r.state.running = true;
@@ -207,6 +215,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             *lock(&entry.unclaimed_exit) = false;
             entry.lifecycle.send_modify(|l| l.running = true);
             persist(daemon, entry)?;
+            t.mark("persist");
             daemon.events.container(&entry.snapshot(), "start", &[]);
             spawn_watcher(daemon.clone(), entry.clone());
             Ok(())
@@ -280,7 +289,9 @@ pub fn spawn_watcher(daemon: Arc<Daemon>, entry: Arc<Entry>) {
                 }
             },
         };
+        let t = Phases::new("record_exit", &entry.id);
         record_exit(&daemon, &entry, code, at, oom);
+        drop(t);
         after_exit(daemon, entry).await;
     });
 }
@@ -312,12 +323,15 @@ pub fn record_exit(daemon: &Daemon, entry: &Entry, code: i64, at: String, oom: b
 /// After an exit: let attach streams drain, release the shim and the rootfs, then apply
 /// AutoRemove or the restart policy.
 pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
+    let mut t = Phases::new("after_exit", &entry.id);
     let mut attached = entry.attached.subscribe();
     let _ = attached.wait_for(|n| *n == 0).await;
+    t.mark("attach_drained");
     let sock = shim_sock(&daemon, &entry.id);
     if let Err(e) = shim::call(&sock, json!({"op": "delete"})).await {
         tracing::debug!(id = %entry.id, error = %e, "shim delete after exit");
     }
+    t.mark("shim_delete");
     let id = entry.id.clone();
     if let Err(e) = daemon
         .blocking(move |d| d.images.unmount(&id).map_err(crate::images::api_error))
@@ -325,9 +339,12 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     {
         tracing::warn!(id = %entry.id, error = %e, "unmounting rootfs after exit");
     }
+    t.mark("unmount");
     let rec = entry.snapshot();
     if rec.host_config.auto_remove == Some(true) {
-        if let Err(e) = remove(&daemon, &entry, true).await {
+        let res = remove(&daemon, &entry, true).await;
+        t.mark("remove");
+        if let Err(e) = res {
             tracing::warn!(id = %entry.id, error = %e, "auto-removing container");
         }
         return;
@@ -614,6 +631,7 @@ pub fn wait_failed(msg: String) -> WaitResponse {
 /// `DELETE /containers/{id}`.
 pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Result<(), ApiError> {
     let _op = entry.op.lock().await;
+    let mut t = Phases::new("remove", &entry.id);
     let st = entry.with(|r| r.state.clone());
     if st.removal_in_progress {
         return Err(ApiError::conflict(format!(
@@ -642,10 +660,12 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
         r.state.restarting = false;
     });
     let _ = persist(daemon, entry);
+    t.mark("persist");
     let sock = shim_sock(daemon, &entry.id);
     if sock.exists() {
         let _ = shim::call(&sock, json!({"op": "delete"})).await;
     }
+    t.mark("shim_delete");
     let id = entry.id.clone();
     let res = daemon
         .blocking(move |d| {
@@ -654,6 +674,7 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
                 .map_err(crate::images::api_error)
         })
         .await;
+    t.mark("layers");
     if let Err(e) = res {
         entry.with(|r| {
             r.state.removal_in_progress = false;
@@ -675,6 +696,7 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
             dir.display()
         )));
     }
+    t.mark("dirs");
     let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
     daemon.events.container(&entry.snapshot(), "destroy", &[]);
     daemon.containers.remove(&entry.id);

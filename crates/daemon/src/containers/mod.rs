@@ -16,6 +16,7 @@ pub mod logs;
 pub mod loopback;
 pub mod names;
 pub mod network;
+pub mod phases;
 pub mod record;
 pub mod recovery;
 pub mod shim;

@@ -31,7 +31,12 @@ pub async fn recover(daemon: &Arc<Daemon>) {
             }
         };
         let was_running = rec.state.running;
+        // A removal cut short by a crash: finish it (dockerd does the same at restore).
+        let removing = rec.state.removal_in_progress;
         let entry = Entry::new(rec);
+        if removing {
+            entry.with(|r| r.state.removal_in_progress = false);
+        }
         if let Err(e) = daemon
             .containers
             .reserve_name(&entry.with(|r| r.name.clone()), &entry.id)
@@ -68,10 +73,13 @@ pub async fn recover(daemon: &Arc<Daemon>) {
                 let d = daemon.clone();
                 tokio::spawn(after_exit(d, entry.clone()));
             }
-            _ if entry
-                .with(|r| r.host_config.auto_remove == Some(true) && r.has_been_started_before) =>
+            _ if removing
+                || entry.with(|r| {
+                    r.host_config.auto_remove == Some(true) && r.has_been_started_before
+                }) =>
             {
-                // An --rm container whose removal was cut short by a berthd crash.
+                // An --rm container whose removal was cut short by a berthd crash, or any
+                // container whose `rm` was.
                 let d = daemon.clone();
                 let e = entry.clone();
                 tokio::spawn(async move {
