@@ -292,6 +292,34 @@ pub fn lowers(layout: &Layout, rec: &MountRecord) -> Result<Vec<String>, Contain
 /// Remove a container's layers: the record first (the commit point), then the driver dirs.
 /// The removal of an ephemeral container is not synced: a host crash discards it anyway.
 pub fn remove(layout: &Layout, container_id: &str) -> Result<(), ContainerLayerError> {
+    detach(layout, container_id)?.purge();
+    Ok(())
+}
+
+/// What [`detach`] left to delete: temporary names that [`crate::store::Store::open`] sweeps
+/// if nobody purges them.
+#[derive(Debug, Default)]
+#[must_use = "purge() deletes the detached dirs; dropping the Trash leaves them to the next open"]
+pub struct Trash(Vec<PathBuf>);
+
+impl Trash {
+    /// Delete the detached dirs (the slow part of a removal: one unlink per entry).
+    pub fn purge(self) {
+        for p in self.0 {
+            if let Err(e) = fs::remove_dir_all(&p)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %p.display(), error = %e, "removing detached container layer");
+            }
+        }
+    }
+}
+
+/// The fast, committing half of [`remove`]: the record is renamed away (the commit point), and
+/// each driver dir, once verified unmounted, is renamed to a temporary name and loses its short
+/// link. The container's layers are gone for every reader when this returns; their content is
+/// deleted by [`Trash::purge`] (off the request path) or by the sweep at the next open.
+pub fn detach(layout: &Layout, container_id: &str) -> Result<Trash, ContainerLayerError> {
     let rec = get(layout, container_id)?;
     let dir = layout.mount_meta(container_id);
     let tmp = atomic::tmp_path_for(&dir);
@@ -301,10 +329,11 @@ pub fn remove(layout: &Layout, container_id: &str) -> Result<(), ContainerLayerE
         Durability::Durable
     };
     atomic::rename_into_place_as(&dir, &tmp, durability)?;
-    layer_store::remove_cache_dir(layout, &rec.mount_id)?;
-    if let Some(init) = &rec.init_id {
-        layer_store::remove_cache_dir(layout, init)?;
+    let mut trash = vec![tmp];
+    for cache in std::iter::once(&rec.mount_id).chain(rec.init_id.iter()) {
+        if let Some(p) = layer_store::detach_cache_dir(layout, cache)? {
+            trash.push(p);
+        }
     }
-    let _ = fs::remove_dir_all(&tmp);
-    Ok(())
+    Ok(Trash(trash))
 }

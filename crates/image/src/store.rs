@@ -496,6 +496,20 @@ impl Store {
         Ok(())
     }
 
+    /// The committing half of [`Store::remove_container_layers`] (unmount, renames): the
+    /// layers are gone when it returns; the returned [`container_layers::Trash`] deletes their
+    /// content, which the caller may do off its request path.
+    pub fn detach_container_layers(
+        &self,
+        container_id: &str,
+    ) -> Result<container_layers::Trash, StoreError> {
+        if let Ok(merged) = self.merged_dir(container_id) {
+            overlay::unmount(&merged)?;
+        }
+        lock(&self.mounts).remove(container_id);
+        Ok(container_layers::detach(&self.layout, container_id)?)
+    }
+
     /// Remove a container's layers (unmounting first).
     pub fn remove_container_layers(&self, container_id: &str) -> Result<(), StoreError> {
         if let Ok(merged) = self.merged_dir(container_id) {

@@ -130,6 +130,21 @@ pub fn save_record(dir: &Path, rec: &ContainerRecord) -> Result<(), ApiError> {
     write_file(&p, &hc, dur).map_err(|e| io_err("writing", &p, e))
 }
 
+/// Suffix of a container dir being deleted (renamed away at `rm`, swept by recovery).
+pub const REMOVING_SUFFIX: &str = ".removing";
+
+/// Where a removed container's dir `dir` goes until its content is deleted.
+pub fn removing_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(REMOVING_SUFFIX);
+    dir.with_file_name(name)
+}
+
+/// Whether `name` (an entry of the containers dir) is a removed container's leftover.
+pub fn is_removing(name: &str) -> bool {
+    name.ends_with(REMOVING_SUFFIX)
+}
+
 /// Errors loading a container directory.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -8,7 +8,7 @@ use berth_api::ApiError;
 use berth_api::types::{WaitError, WaitResponse};
 use serde_json::{Value, json};
 
-use super::files::{now_rfc3339, save_record};
+use super::files::{self, now_rfc3339, save_record};
 use super::network::NetMode;
 use super::phases::Phases;
 use super::shim::{self, ShimError, SpawnArgs};
@@ -670,32 +670,50 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     let res = daemon
         .blocking(move |d| {
             d.images
-                .remove_container_layers(&id)
+                .detach_container_layers(&id)
                 .map_err(crate::images::api_error)
         })
         .await;
     t.mark("layers");
-    if let Err(e) = res {
-        entry.with(|r| {
-            r.state.removal_in_progress = false;
-            r.state.dead = true;
-        });
-        let _ = persist(daemon, entry);
-        return Err(ApiError::internal(format!(
-            "unable to remove filesystem for {}: {}",
-            entry.id, e.message
-        )));
-    }
-    let _ = std::fs::remove_dir_all(daemon.state_dir(&entry.id));
+    let trash = match res {
+        Ok(trash) => trash,
+        Err(e) => {
+            entry.with(|r| {
+                r.state.removal_in_progress = false;
+                r.state.dead = true;
+            });
+            let _ = persist(daemon, entry);
+            return Err(ApiError::internal(format!(
+                "unable to remove filesystem for {}: {}",
+                entry.id, e.message
+            )));
+        }
+    };
+    // The container dir leaves under a name recovery sweeps; its content (and the layers'
+    // and the state dir's) is deleted off the request path: unlinking dozens of entries
+    // waits on the filesystem journal, tens of ms on a busy disk.
     let dir = daemon.container_dir(&entry.id);
-    if let Err(e) = std::fs::remove_dir_all(&dir)
+    let gone = files::removing_path(&dir);
+    if let Err(e) = std::fs::rename(&dir, &gone)
         && e.kind() != std::io::ErrorKind::NotFound
     {
+        trash.purge();
         return Err(ApiError::internal(format!(
             "removing {}: {e}",
             dir.display()
         )));
     }
+    let state_dir = daemon.state_dir(&entry.id);
+    tokio::task::spawn_blocking(move || {
+        trash.purge();
+        for d in [state_dir, gone] {
+            if let Err(e) = std::fs::remove_dir_all(&d)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %d.display(), error = %e, "removing a removed container's dir");
+            }
+        }
+    });
     t.mark("dirs");
     let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
     daemon.events.container(&entry.snapshot(), "destroy", &[]);

@@ -23,6 +23,15 @@ pub async fn recover(daemon: &Arc<Daemon>) {
         if !path.is_dir() {
             continue;
         }
+        if super::files::is_removing(&ent.file_name().to_string_lossy()) {
+            // Removed, content not yet deleted when berthd stopped.
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(dir = %path.display(), error = %e, "removing a removed container's dir");
+                }
+            });
+            continue;
+        }
         let rec = match load_record(&path) {
             Ok(r) => r,
             Err(e) => {
