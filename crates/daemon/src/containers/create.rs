@@ -351,12 +351,17 @@ async fn create_on_disk(
     network_settings: NetworkSettingsRecord,
     planned_mounts: crate::volumes::MountPoints,
 ) -> Result<Arc<Entry>, ApiError> {
+    let mut t = super::phases::Phases::new("create", id);
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
+        let ephemeral = host.auto_remove == Some(true);
         daemon
-            .blocking(move |d| crate::images::create_container_layers(&d.images, &cid, &iid))
+            .blocking(move |d| {
+                crate::images::create_container_layers(&d.images, &cid, &iid, ephemeral)
+            })
             .await?
     };
+    t.mark("layers");
     let mount_points = {
         let cid = id.to_owned();
         daemon
@@ -372,6 +377,7 @@ async fn create_on_disk(
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
     let hostname = config.hostname.clone().unwrap_or_default();
     let paths = files::write_container_files(&dir, &hostname, &host, netmode)?;
+    t.mark("etc_files");
     let (path, args) = {
         let mut argv = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
@@ -408,6 +414,7 @@ async fn create_on_disk(
         host_config: host,
     };
     files::save_record(&dir, &rec)?;
+    t.mark("record");
     Ok(Entry::new(rec))
 }
 

@@ -154,6 +154,15 @@ fn load_all(daemon: &Arc<Daemon>) -> (Vec<Arc<Entry>>, HashSet<String>) {
             continue;
         }
         let name = ent.file_name().to_string_lossy().into_owned();
+        if super::files::is_removing(&name) {
+            // Removed, content not yet deleted when berthd stopped.
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(dir = %path.display(), error = %e, "removing a removed container's dir");
+                }
+            });
+            continue;
+        }
         if !path.join("config.v2.json").exists() || !path.join("hostconfig.json").exists() {
             // create writes config.v2.json last (after hostconfig.json), remove deletes it
             // first: nothing here is a container yet (or any more). A record without its
