@@ -76,16 +76,10 @@ pub async fn list(
 /// `GET /containers/{id}/json`.
 pub async fn inspect(State(d): D, Path(id): Path<String>) -> ApiResult<Response> {
     let e = d.containers.get(&id)?;
-    let rec = e.snapshot();
-    let mut body = inspect::inspect(&rec);
+    let mut out = inspect::inspect_out(&e.snapshot());
     let execs = d.execs.of_container(&e.id);
-    body.exec_ids = if execs.is_empty() { None } else { Some(execs) };
-    let mut v = serde_json::to_value(&body)
-        .map_err(|e| ApiError::internal(format!("encoding inspect: {e}")))?;
-    if let Some(ns) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) {
-        ns.extend(inspect::legacy_network_fields(&rec));
-    }
-    Ok(Json(v).into_response())
+    out.body.exec_ids = if execs.is_empty() { None } else { Some(execs) };
+    Ok(Json(out).into_response())
 }
 
 /// `GET /containers/{id}/changes` (`docker diff`).

@@ -149,35 +149,89 @@ fn endpoint_settings(rec: &ContainerRecord) -> HashMap<String, EndpointSettings>
         .collect()
 }
 
-/// The top-level `NetworkSettings` fields API < 1.44 has (the docker CLI's
-/// `{{.NetworkSettings.IPAddress}}`): filled from the default bridge's endpoint only, as
-/// Docker does; empty on user-defined networks.
-pub fn legacy_network_fields(rec: &ContainerRecord) -> serde_json::Map<String, serde_json::Value> {
+/// `NetworkSettings` as API 1.41 shows it: the fields of the newer model plus the top-level
+/// ones API < 1.44 has (the docker CLI's `{{.NetworkSettings.IPAddress}}`), filled from the
+/// default bridge's endpoint only, as Docker does (empty on user-defined networks). Fields in
+/// Docker's order, networks sorted, so `{{json .NetworkSettings}}` prints as with dockerd.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettingsOut {
+    bridge: String,
+    #[serde(rename = "SandboxID")]
+    sandbox_id: String,
+    hairpin_mode: bool,
+    #[serde(rename = "LinkLocalIPv6Address")]
+    link_local_ipv6_address: String,
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    link_local_ipv6_prefix_len: i64,
+    ports: std::collections::BTreeMap<String, Option<Vec<berth_api::models::PortBinding>>>,
+    sandbox_key: String,
+    #[serde(rename = "SecondaryIPAddresses")]
+    secondary_ip_addresses: Option<Vec<String>>,
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    secondary_ipv6_addresses: Option<Vec<String>>,
+    #[serde(rename = "EndpointID")]
+    endpoint_id: String,
+    gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    global_ipv6_prefix_len: i64,
+    #[serde(rename = "IPAddress")]
+    ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    ip_prefix_len: i64,
+    #[serde(rename = "IPv6Gateway")]
+    ipv6_gateway: String,
+    mac_address: String,
+    networks: std::collections::BTreeMap<String, EndpointSettings>,
+}
+
+/// `GET /containers/{id}/json` as sent: the model with API 1.41's `NetworkSettings`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InspectOut {
+    /// Everything but `NetworkSettings` (left `None` in it).
+    #[serde(flatten)]
+    pub body: ContainerInspectResponse,
+    /// API 1.41's shape.
+    #[serde(rename = "NetworkSettings")]
+    pub network_settings: NetworkSettingsOut,
+}
+
+/// The inspect answer for API 1.41 clients.
+pub fn inspect_out(rec: &ContainerRecord) -> InspectOut {
+    let mut body = inspect(rec);
+    body.network_settings = None;
     let ep = rec
         .network_settings
         .networks
         .get("bridge")
         .and_then(|a| a.endpoint.as_ref());
     let s = |f: &dyn Fn(&berth_network::Endpoint) -> String| ep.map(f).unwrap_or_default();
-    let v = serde_json::json!({
-        "Bridge": "",
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "SecondaryIPAddresses": null,
-        "SecondaryIPv6Addresses": null,
-        "EndpointID": s(&|e| e.id.clone()),
-        "Gateway": s(&|e| e.gateway.map(|g| g.to_string()).unwrap_or_default()),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": s(&|e| e.ip.to_string()),
-        "IPPrefixLen": ep.map(|e| e.prefix_len).unwrap_or(0),
-        "IPv6Gateway": "",
-        "MacAddress": s(&|e| e.mac.clone()),
-    });
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => serde_json::Map::new(),
+    InspectOut {
+        body,
+        network_settings: NetworkSettingsOut {
+            bridge: String::new(),
+            sandbox_id: sandbox_id(rec),
+            hairpin_mode: false,
+            link_local_ipv6_address: String::new(),
+            link_local_ipv6_prefix_len: 0,
+            ports: crate::networks::attach::ports_map(rec)
+                .into_iter()
+                .collect(),
+            sandbox_key: rec.network_settings.sandbox_key.clone(),
+            secondary_ip_addresses: None,
+            secondary_ipv6_addresses: None,
+            endpoint_id: s(&|e| e.id.clone()),
+            gateway: s(&|e| e.gateway.map(|g| g.to_string()).unwrap_or_default()),
+            global_ipv6_address: String::new(),
+            global_ipv6_prefix_len: 0,
+            ip_address: s(&|e| e.ip.to_string()),
+            ip_prefix_len: ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0),
+            ipv6_gateway: String::new(),
+            mac_address: s(&|e| e.mac.clone()),
+            networks: endpoint_settings(rec).into_iter().collect(),
+        },
     }
 }
 
