@@ -56,7 +56,8 @@ def main():
                 # decides, and berth is then listed as not available rather than failing the run.
                 probe = e.run("run", "--rm", "--network", net, "busybox", "true", check=False)
                 if probe.returncode != 0:
-                    err = (probe.stderr.strip().splitlines() or [""])[-1][-160:]
+                    # the first line is the error; CLIs end with a "Run '... --help'" hint
+                    err = (probe.stderr.strip().splitlines() or [""])[0][-160:]
                     why = f"not available yet: run --network {net} fails: {err}"
                     missing.append({"metric": m_up, "engine": e.label, "reason": why})
                     missing.append({"metric": m_ps, "engine": e.label, "reason": why,
