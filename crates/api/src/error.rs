@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The operation is not allowed (403).
     Forbidden,
+    /// Credentials were refused (401), e.g. by a registry at `POST /auth`.
+    Unauthorized,
     /// The request body is too large (413).
     PayloadTooLarge,
     /// Anything else: a bug or an OS failure inside berthd (500).
@@ -37,6 +39,7 @@ impl ErrorKind {
             ErrorKind::NotImplemented => 501,
             ErrorKind::Unavailable => 503,
             ErrorKind::Forbidden => 403,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Internal => 500,
         }
@@ -91,6 +94,10 @@ impl ApiError {
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Forbidden, message)
+    }
+    /// 401.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
     }
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {

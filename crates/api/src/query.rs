@@ -156,6 +156,14 @@ pub struct ContainerRemoveQuery {
     pub link: bool,
 }
 
+/// `DELETE /volumes/{name}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VolumeRemoveQuery {
+    /// A missing volume is not an error (in-use volumes are still refused).
+    #[serde(default, deserialize_with = "docker_bool")]
+    pub force: bool,
+}
+
 /// `POST /containers/{id}/resize` and `/exec/{id}/resize`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ResizeQuery {

@@ -31,9 +31,15 @@ pub struct Flags {
     /// Path of the daemon's pid file.
     #[arg(short = 'p', long = "pidfile")]
     pub pidfile: Option<PathBuf>,
-    /// Default bridge (only `none` is supported for now).
+    /// Default bridge interface (`berth0`); `none` disables the default bridge network.
     #[arg(short = 'b', long = "bridge")]
     pub bridge: Option<String>,
+    /// Inter-container communication on the default bridge (`--icc=false` isolates).
+    #[arg(long = "icc")]
+    pub icc: Option<bool>,
+    /// MTU of the default bridge and its veths.
+    #[arg(long = "mtu")]
+    pub mtu: Option<u32>,
     /// Default bridge IP (CIDR).
     #[arg(long = "bip")]
     pub bip: Option<String>,
@@ -115,6 +121,10 @@ pub struct Config {
     pub pidfile: PathBuf,
     /// Default bridge name (`none`: containers in the default network mode get only `lo`).
     pub bridge: String,
+    /// `--icc` for the default bridge.
+    pub icc: bool,
+    /// `--mtu` for the default bridge.
+    pub mtu: Option<u32>,
     /// Default bridge address.
     pub bip: Option<String>,
     /// Address pools.
@@ -147,6 +157,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "pidfile",
     "bridge",
     "bip",
+    "icc",
+    "mtu",
     "default-address-pools",
     "insecure-registries",
     "registry-mirrors",
@@ -186,7 +198,6 @@ const KNOWN_IGNORED_KEYS: &[&str] = &[
     "fixed-cidr",
     "fixed-cidr-v6",
     "group",
-    "icc",
     "init",
     "init-path",
     "ip",
@@ -408,10 +419,38 @@ impl Config {
             .bridge
             .clone()
             .or(str_of("bridge")?)
-            .unwrap_or_else(|| "none".to_owned());
-        if bridge != "none" {
+            .unwrap_or_else(|| "berth0".to_owned());
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ', ':']) {
             return Err(ConfigError::Invalid(format!(
-                "--bridge {bridge:?}: bridge networking is not supported by berthd yet; use --bridge none"
+                "--bridge {bridge:?}: an interface name is 1 to 15 characters without '/', ':' or spaces"
+            )));
+        }
+        let icc = match flags.icc {
+            Some(b) => b,
+            None => match file.get("icc") {
+                None => true,
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| ConfigError::Invalid(format!("icc: {v}")))?,
+            },
+        };
+        let mtu = match flags.mtu {
+            Some(m) => Some(m),
+            None => match file.get("mtu") {
+                None => None,
+                Some(v) => Some(
+                    v.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| (68..=65535).contains(n))
+                        .ok_or_else(|| ConfigError::Invalid(format!("mtu: {v}")))?,
+                ),
+            },
+        };
+        if let Some(m) = flags.mtu
+            && !(68..=65535).contains(&m)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--mtu {m}: must be 68..65535"
             )));
         }
 
@@ -442,6 +481,8 @@ impl Config {
                 .unwrap_or_else(|| exec_root.join("berthd.pid")),
             exec_root,
             bridge,
+            icc,
+            mtu,
             bip: flags.bip.clone().or(str_of("bip")?),
             default_address_pools: if flags.default_address_pools.is_empty() {
                 list_of("default-address-pools")?

@@ -25,6 +25,10 @@ pub struct Daemon {
     pub execs: ExecTable,
     /// The events bus.
     pub events: crate::events::Events,
+    /// Networks and the bridge driver (initialised by `Networks::init` at start-up).
+    pub networks: Arc<crate::networks::Networks>,
+    /// Volumes (`<data-root>/volumes`).
+    pub volumes: crate::volumes::Volumes,
     /// Recently removed containers: (id, name, exit code), newest last.
     removed: Mutex<VecDeque<(String, String, i64)>>,
     /// When berthd started (for `/info` SystemTime only; never for logic).
@@ -44,12 +48,15 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// A daemon over `config` and `images`; containers are loaded by `recovery`.
     pub fn new(config: Config, images: berth_image::Store) -> Arc<Daemon> {
+        let volumes = crate::volumes::Volumes::new(config.data_root.join("volumes"));
         Arc::new(Daemon {
             config,
             images: Arc::new(images),
             containers: Store::default(),
             execs: ExecTable::default(),
             events: crate::events::Events::default(),
+            networks: Arc::default(),
+            volumes,
             removed: Mutex::new(VecDeque::new()),
             started: chrono::Utc::now(),
             shutting_down: tokio::sync::watch::Sender::new(false),

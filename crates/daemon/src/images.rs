@@ -116,14 +116,20 @@ pub fn resolve(store: &Store, reference: &str) -> Result<ImageConfig, ApiError> 
     })
 }
 
-/// Creates init + rw layers and reports their paths.
+/// Creates init + rw layers and reports their paths. `ephemeral` (AutoRemove): unsynced
+/// layers mounted `volatile` (see [`InitLayerSpec::ephemeral`]).
 pub fn create_container_layers(
     store: &Store,
     container_id: &str,
     image_id: &str,
+    ephemeral: bool,
 ) -> Result<ContainerLayers, ApiError> {
+    let spec = InitLayerSpec {
+        ephemeral,
+        ..InitLayerSpec::default()
+    };
     let rec = store
-        .create_container_layers(container_id, Some(image_id), &InitLayerSpec::default())
+        .create_container_layers(container_id, Some(image_id), &spec)
         .map_err(api_error)?;
     let layout = store.layout();
     let home = layout.driver_home();

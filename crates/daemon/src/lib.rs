@@ -14,6 +14,7 @@
 //! - [`exec`]: exec instances.
 //! - [`events`]: the events bus.
 //! - [`images`]: the `berth_image::Store` boundary (error mapping, image defaults).
+//! - [`volumes`]: the local volume driver and containers' mount points.
 //!
 //! Request flow: `server` accepts (unix/tcp) → `api::handle` strips `/v1.xx`, routes, adds
 //! Docker's headers → a handler parses and calls `containers::*` / `images::*` → blocking
@@ -32,4 +33,6 @@ pub mod exec;
 pub mod fsutil;
 pub mod images;
 pub mod lock;
+pub mod networks;
 pub mod server;
+pub mod volumes;

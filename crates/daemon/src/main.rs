@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use berth_daemon::config::{Config, Flags};
 use berth_daemon::daemon::Daemon;
-use berth_daemon::{api, containers, lock, server};
+use berth_daemon::{api, containers, lock, networks, server};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -13,7 +13,9 @@ type LogHandle =
     tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
 
 fn level_filter(level: &str) -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::new(if level == "fatal" { "error" } else { level })
+    // netlink-packet-route warns about every kernel attribute newer than itself: noise.
+    let level = if level == "fatal" { "error" } else { level };
+    tracing_subscriber::EnvFilter::new(format!("{level},netlink_packet_route=error"))
 }
 
 fn init_logging(level: &str) -> Option<LogHandle> {
@@ -93,7 +95,17 @@ async fn run(flags: Flags, config: Config, log_handle: Option<LogHandle>) -> any
         tracing::warn!(object = %w.object, "image store: {}", w.message);
     }
     let daemon = Daemon::new(config, store);
+    for w in daemon
+        .networks
+        .init(&daemon.config)
+        .await
+        .map_err(|e| anyhow::anyhow!("setting up networking: {}", e.message))?
+    {
+        tracing::warn!("{w}");
+    }
     containers::recovery::recover(&daemon).await;
+    networks::recovery::reassert(&daemon).await;
+    daemon.networks.spawn_docker_user_refresher();
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;

@@ -82,9 +82,9 @@ fn version_out_of_range_is_400() {
 #[test]
 fn unimplemented_is_501_with_method_and_path() {
     let d = Berthd::start();
-    let r = d.get("/v1.41/volumes");
+    let r = d.get("/v1.41/secrets");
     assert_eq!(r.status, 501);
-    assert_eq!(r.json()["message"], "not implemented: GET /volumes");
+    assert_eq!(r.json()["message"], "not implemented: GET /secrets");
     let r = d.request("POST", "/swarm/init", Some(b"{}"));
     assert_eq!(r.status, 501);
     assert_eq!(r.json()["message"], "not implemented: POST /swarm/init");
@@ -169,19 +169,20 @@ fn invalid_container_name_is_400() {
 }
 
 #[test]
-fn unsupported_network_mode_is_refused_not_downgraded() {
+fn bridge_mode_without_a_default_bridge_is_refused_not_downgraded() {
+    // `--bridge none`: like dockerd started that way there is no `bridge` network.
     let d = Berthd::start();
+    d.load_busybox();
     let r = d.post_json(
         "/v1.41/containers/create",
         &json!({"Image": "busybox", "HostConfig": {"NetworkMode": "bridge"}}),
     );
-    assert_eq!(r.status, 501);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("network mode bridge not supported yet")
-    );
+    // As with dockerd, the create succeeds and the start fails.
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["Id"].as_str().unwrap().to_owned();
+    let r = d.request("POST", &format!("/v1.41/containers/{id}/start"), None);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["message"], "network bridge not found");
 }
 
 #[test]

@@ -215,7 +215,7 @@ fn images_list_inspect_tag_delete() {
 }
 
 #[test]
-fn network_none_has_loopback_up_host_shares_host_bridge_refused() {
+fn network_none_has_loopback_up_host_shares_host_no_bridge_without_default_bridge() {
     let d = ready();
     let (code, o, e) = out(&d.docker(&[
         "run",
@@ -233,7 +233,7 @@ fn network_none_has_loopback_up_host_shares_host_bridge_refused() {
     assert_eq!(o.trim(), host.trim());
     let (code, _, e) = out(&d.docker(&["run", "--rm", "--network", "bridge", "busybox", "true"]));
     assert_eq!(code, 125);
-    assert!(e.contains("network mode bridge not supported yet"), "{e}");
+    assert!(e.contains("network bridge not found"), "{e}");
 }
 
 #[test]

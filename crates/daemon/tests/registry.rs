@@ -257,3 +257,43 @@ fn push_and_pull_with_credentials() {
     let (stdout, _) = ok(&d, &["pull", &image]);
     assert!(stdout.contains("Pull complete"), "pull output: {stdout}");
 }
+
+#[test]
+fn docker_login_checks_credentials_through_berthd() {
+    if !have_registry() {
+        eprintln!("SKIP: needs {}", common::registry::REGISTRY_BIN);
+        return;
+    }
+    let reg = Registry::start_with_auth(Some(("berth", "s3cret")));
+    let d = Berthd::start();
+    let login = |pass: &str| {
+        std::process::Command::new(common::DOCKER)
+            .args(["login", "-u", "berth", "--password-stdin", &reg.host()])
+            .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+            .env("DOCKER_CONFIG", &d.docker_config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(pass.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap()
+    };
+    let bad = login("wrong");
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let good = login("s3cret");
+    let out = String::from_utf8_lossy(&good.stdout).into_owned();
+    assert!(
+        good.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let cfg = std::fs::read_to_string(d.docker_config.join("config.json")).unwrap();
+    assert!(cfg.contains(&reg.host()), "{cfg}");
+}

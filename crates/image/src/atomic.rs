@@ -95,6 +95,25 @@ pub fn write_file(path: &Path, data: &[u8]) -> Result<(), AtomicError> {
 
 /// Rename `tmp` to `dest` and fsync the parent directory of `dest`.
 pub fn rename_into_place(tmp: &Path, dest: &Path) -> Result<(), AtomicError> {
+    rename_into_place_as(tmp, dest, Durability::Durable)
+}
+
+/// Whether a write must survive a host crash (fsync) or only a crash of the process (the
+/// rename alone is atomic for every reader on the running system).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync files and directories.
+    Durable,
+    /// No fsync: for what a host crash discards anyway (an AutoRemove container's layers).
+    Volatile,
+}
+
+/// [`rename_into_place`], with the directory fsync only when `durability` asks for it.
+pub fn rename_into_place_as(
+    tmp: &Path,
+    dest: &Path,
+    durability: Durability,
+) -> Result<(), AtomicError> {
     if let Err(source) = fs::rename(tmp, dest) {
         return Err(AtomicError::Rename {
             from: tmp.to_path_buf(),
@@ -102,7 +121,10 @@ pub fn rename_into_place(tmp: &Path, dest: &Path) -> Result<(), AtomicError> {
             source,
         });
     }
-    fsync_dir(parent_of(dest))
+    match durability {
+        Durability::Durable => fsync_dir(parent_of(dest)),
+        Durability::Volatile => Ok(()),
+    }
 }
 
 /// Create directory `dest` holding `files` (name, content) as one atomic step: the files are
@@ -110,21 +132,36 @@ pub fn rename_into_place(tmp: &Path, dest: &Path) -> Result<(), AtomicError> {
 /// [`AtomicError::Rename`] (`EEXIST`/`ENOTEMPTY`) if `dest` already exists, which callers use
 /// to detect that a concurrent writer won.
 pub fn write_dir(dest: &Path, files: &[(&str, &[u8])]) -> Result<(), AtomicError> {
+    write_dir_as(dest, files, Durability::Durable)
+}
+
+/// [`write_dir`], with fsyncs only when `durability` asks for them.
+pub fn write_dir_as(
+    dest: &Path,
+    files: &[(&str, &[u8])],
+    durability: Durability,
+) -> Result<(), AtomicError> {
     let tmp = tmp_path_for(dest);
+    let sync = durability == Durability::Durable;
     let res = (|| {
         fs::create_dir(&tmp)?;
         for (name, data) in files {
             let mut f = File::create(tmp.join(name))?;
             f.write_all(data)?;
-            f.sync_all()?;
+            if sync {
+                f.sync_all()?;
+            }
         }
-        File::open(&tmp)?.sync_all()
+        if sync {
+            File::open(&tmp)?.sync_all()?;
+        }
+        Ok::<(), io::Error>(())
     })();
     if let Err(source) = res {
         let _ = fs::remove_dir_all(&tmp);
         return Err(AtomicError::Write { path: tmp, source });
     }
-    let r = rename_into_place(&tmp, dest);
+    let r = rename_into_place_as(&tmp, dest, durability);
     if r.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
@@ -158,5 +195,16 @@ mod tests {
         assert!(is_tmp_name(
             &tmp_path_for(&p).file_name().unwrap().to_string_lossy()
         ));
+    }
+
+    #[test]
+    fn volatile_write_dir_is_exclusive_too() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x");
+        write_dir_as(&p, &[("a", b"1")], Durability::Volatile).unwrap();
+        assert_eq!(fs::read(p.join("a")).unwrap(), b"1");
+        assert!(write_dir_as(&p, &[("a", b"3")], Durability::Volatile).is_err());
+        assert_eq!(fs::read(p.join("a")).unwrap(), b"1");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

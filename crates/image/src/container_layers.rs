@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{self, AtomicError};
+use crate::atomic::{self, AtomicError, Durability};
 use crate::ids;
 use crate::layer_store::{self, LayerError, LayerStore, TempDirGuard};
 use crate::layout::Layout;
@@ -61,6 +61,10 @@ pub struct InitLayerSpec {
     pub uid: u32,
     /// Group of the placeholders.
     pub gid: u32,
+    /// The container is removed when it exits (AutoRemove) and never outlives a host crash:
+    /// its layers are created without fsync and mounted with overlay's `volatile` option (no
+    /// sync at copy-up, and none of the whole upper filesystem at unmount).
+    pub ephemeral: bool,
 }
 
 impl Default for InitLayerSpec {
@@ -69,9 +73,13 @@ impl Default for InitLayerSpec {
             dockerenv: true,
             uid: 0,
             gid: 0,
+            ephemeral: false,
         }
     }
 }
+
+/// Marker file in the mount record of an ephemeral container (see [`InitLayerSpec::ephemeral`]).
+const EPHEMERAL_FILE: &str = "ephemeral";
 
 /// The mount record of a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +92,8 @@ pub struct MountRecord {
     pub init_id: Option<String>,
     /// Chain id of the image's top layer (none for `FROM scratch`).
     pub parent: Option<String>,
+    /// Created for an AutoRemove container: mounted `volatile`, never synced.
+    pub ephemeral: bool,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -159,6 +169,11 @@ pub fn create(
         return Err(ContainerLayerError::Exists(container_id.to_string()));
     }
     let parent_info = parent.map(|p| layers.get(p)).transpose()?;
+    let durability = if init.ephemeral {
+        Durability::Volatile
+    } else {
+        Durability::Durable
+    };
     let mount_id = ids::random_id();
     let init_id = format!("{mount_id}-init");
     let create_err = |path: &Path| {
@@ -173,7 +188,7 @@ pub fn create(
     fs::create_dir_all(init_tmp.join("diff")).map_err(create_err(&init_tmp))?;
     write_init_content(&init_tmp.join("diff"), init).map_err(create_err(&init_tmp))?;
     layers.finish_driver_dir(&init_tmp, &init_id, parent_info.as_ref())?;
-    atomic::rename_into_place(&init_tmp, &init_final)?;
+    atomic::rename_into_place_as(&init_tmp, &init_final, durability)?;
     init_guard.disarm();
     let init_cleanup = TempDirGuard(Some(init_final.clone()));
 
@@ -189,7 +204,7 @@ pub fn create(
     fs::create_dir(rw_tmp.join("work")).map_err(create_err(&rw_tmp))?;
     let lower = layer_store::lower_string_above(layout, &init_id)?;
     fs::write(rw_tmp.join("lower"), lower).map_err(create_err(&rw_tmp))?;
-    atomic::rename_into_place(&rw_tmp, &rw_final)?;
+    atomic::rename_into_place_as(&rw_tmp, &rw_final, durability)?;
     rw_guard.disarm();
     let rw_cleanup = TempDirGuard(Some(rw_final));
 
@@ -201,7 +216,10 @@ pub fn create(
     if let Some(p) = parent {
         files.push(("parent", p.as_bytes()));
     }
-    atomic::write_dir(&record_dir, &files)?;
+    if init.ephemeral {
+        files.push((EPHEMERAL_FILE, b"1"));
+    }
+    atomic::write_dir_as(&record_dir, &files, durability)?;
     init_cleanup.disarm();
     rw_cleanup.disarm();
     Ok(MountRecord {
@@ -209,6 +227,7 @@ pub fn create(
         mount_id,
         init_id: Some(init_id),
         parent: parent.map(str::to_string),
+        ephemeral: init.ephemeral,
     })
 }
 
@@ -246,6 +265,7 @@ pub fn get(layout: &Layout, container_id: &str) -> Result<MountRecord, Container
         mount_id,
         init_id,
         parent: read_opt(&dir.join("parent"))?,
+        ephemeral: read_opt(&dir.join(EPHEMERAL_FILE))?.is_some(),
     })
 }
 
@@ -270,15 +290,50 @@ pub fn lowers(layout: &Layout, rec: &MountRecord) -> Result<Vec<String>, Contain
 }
 
 /// Remove a container's layers: the record first (the commit point), then the driver dirs.
+/// The removal of an ephemeral container is not synced: a host crash discards it anyway.
 pub fn remove(layout: &Layout, container_id: &str) -> Result<(), ContainerLayerError> {
+    detach(layout, container_id)?.purge();
+    Ok(())
+}
+
+/// What [`detach`] left to delete: temporary names that [`crate::store::Store::open`] sweeps
+/// if nobody purges them.
+#[derive(Debug, Default)]
+#[must_use = "purge() deletes the detached dirs; dropping the Trash leaves them to the next open"]
+pub struct Trash(Vec<PathBuf>);
+
+impl Trash {
+    /// Delete the detached dirs (the slow part of a removal: one unlink per entry).
+    pub fn purge(self) {
+        for p in self.0 {
+            if let Err(e) = fs::remove_dir_all(&p)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %p.display(), error = %e, "removing detached container layer");
+            }
+        }
+    }
+}
+
+/// The fast, committing half of [`remove`]: the record is renamed away (the commit point), and
+/// each driver dir, once verified unmounted, is renamed to a temporary name and loses its short
+/// link. The container's layers are gone for every reader when this returns; their content is
+/// deleted by [`Trash::purge`] (off the request path) or by the sweep at the next open.
+pub fn detach(layout: &Layout, container_id: &str) -> Result<Trash, ContainerLayerError> {
     let rec = get(layout, container_id)?;
     let dir = layout.mount_meta(container_id);
     let tmp = atomic::tmp_path_for(&dir);
-    atomic::rename_into_place(&dir, &tmp)?;
-    layer_store::remove_cache_dir(layout, &rec.mount_id)?;
-    if let Some(init) = &rec.init_id {
-        layer_store::remove_cache_dir(layout, init)?;
+    let durability = if rec.ephemeral {
+        Durability::Volatile
+    } else {
+        Durability::Durable
+    };
+    atomic::rename_into_place_as(&dir, &tmp, durability)?;
+    let mut trash = vec![tmp];
+    for cache in std::iter::once(&rec.mount_id).chain(rec.init_id.iter()) {
+        if let Some(p) = layer_store::detach_cache_dir(layout, cache)? {
+            trash.push(p);
+        }
     }
-    let _ = fs::remove_dir_all(&tmp);
-    Ok(())
+    Ok(Trash(trash))
 }

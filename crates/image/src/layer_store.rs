@@ -534,6 +534,38 @@ pub(crate) fn remove_cache_dir(layout: &Layout, cache_id: &str) -> Result<(), La
     }
 }
 
+/// [`remove_cache_dir`] without the deletion: the same unmount check and short-link removal,
+/// then the dir is renamed to a temporary name (swept at the next open), which is returned for
+/// the caller to delete. `None` when the dir does not exist.
+pub(crate) fn detach_cache_dir(
+    layout: &Layout,
+    cache_id: &str,
+) -> Result<Option<PathBuf>, LayerError> {
+    let dir = layout.cache_dir(cache_id);
+    let merged = dir.join("merged");
+    if merged.exists() && crate::overlay::is_mountpoint(&merged) {
+        let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+        if crate::overlay::is_mountpoint(&merged) {
+            return Err(LayerError::Remove {
+                path: merged,
+                source: io::Error::from_raw_os_error(libc::EBUSY),
+            });
+        }
+    }
+    if let Ok(link) = fs::read_to_string(dir.join("link")) {
+        let link = link.trim();
+        if !link.is_empty() && !link.contains('/') {
+            let _ = fs::remove_file(layout.links_dir().join(link));
+        }
+    }
+    let tmp = atomic::tmp_path_for(&dir);
+    match fs::rename(&dir, &tmp) {
+        Ok(()) => Ok(Some(tmp)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LayerError::Remove { path: dir, source }),
+    }
+}
+
 fn sync_fs(dir: &Path) -> Result<(), LayerError> {
     let f = fs::File::open(dir).map_err(|source| LayerError::Driver {
         path: dir.to_path_buf(),

@@ -85,6 +85,20 @@ pub struct OverlaySpec<'a> {
     pub work: &'a str,
     /// Absolute mount point.
     pub target: &'a Path,
+    /// overlay's `volatile` option: no fsync at copy-up and no sync of the upper filesystem
+    /// at unmount; the work dir is then marked so the kernel refuses to mount it again until
+    /// the marker is removed ([`clear_volatile_marker`]).
+    pub volatile: bool,
+}
+
+/// Removes the marker a `volatile` mount leaves in `work` (`work/incompat/volatile`), which
+/// makes the kernel refuse every later mount of that work dir. Only for an upper that must
+/// not outlive a host crash anyway (the marker exists to catch reuse after one).
+pub fn clear_volatile_marker(work: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(work.join("work").join("incompat")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Mount `spec` with `method`.
@@ -124,6 +138,9 @@ fn mount_new_api(spec: &OverlaySpec<'_>) -> Result<(), OverlayError> {
         .map_err(err("fsconfig upperdir"))?;
     rustix::mount::fsconfig_set_string(&fs, "workdir", spec.home.join(spec.work))
         .map_err(err("fsconfig workdir"))?;
+    if spec.volatile {
+        rustix::mount::fsconfig_set_flag(&fs, "volatile").map_err(err("fsconfig volatile"))?;
+    }
     rustix::mount::fsconfig_create(&fs).map_err(err("fsconfig create"))?;
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(err("fsmount"))?;
@@ -140,10 +157,11 @@ fn mount_new_api(spec: &OverlaySpec<'_>) -> Result<(), OverlayError> {
 /// The classic option string (`lowerdir=l/A:l/B,upperdir=..,workdir=..`).
 pub fn legacy_options(spec: &OverlaySpec<'_>) -> String {
     format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{}",
         spec.lowers.join(":"),
         spec.upper,
-        spec.work
+        spec.work,
+        if spec.volatile { ",volatile" } else { "" }
     )
 }
 

@@ -458,12 +458,19 @@ impl Store {
         let home = self.layout.driver_home();
         let upper = format!("{}/diff", rec.mount_id);
         let work = format!("{}/work", rec.mount_id);
+        if rec.ephemeral {
+            // Left by an earlier volatile mount of this container in this boot (`docker cp`
+            // before start); after a host crash the container is removed, never remounted.
+            overlay::clear_volatile_marker(&dir.join("work"))
+                .map_err(|e| StoreError::io(format!("clearing {}/work", dir.display()), e))?;
+        }
         let spec = OverlaySpec {
             home: &home,
             lowers: &lowers,
             upper: &upper,
             work: &work,
             target: &merged,
+            volatile: rec.ephemeral,
         };
         if let Err(e) = overlay::mount(&spec, self.mount_method) {
             if *count == 0 {
@@ -487,6 +494,20 @@ impl Store {
         overlay::unmount(&merged)?;
         mounts.remove(container_id);
         Ok(())
+    }
+
+    /// The committing half of [`Store::remove_container_layers`] (unmount, renames): the
+    /// layers are gone when it returns; the returned [`container_layers::Trash`] deletes their
+    /// content, which the caller may do off its request path.
+    pub fn detach_container_layers(
+        &self,
+        container_id: &str,
+    ) -> Result<container_layers::Trash, StoreError> {
+        if let Ok(merged) = self.merged_dir(container_id) {
+            overlay::unmount(&merged)?;
+        }
+        lock(&self.mounts).remove(container_id);
+        Ok(container_layers::detach(&self.layout, container_id)?)
     }
 
     /// Remove a container's layers (unmounting first).

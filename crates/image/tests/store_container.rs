@@ -228,3 +228,46 @@ fn legacy_mount_path_works() {
         store.remove_container_layers("legacy").unwrap();
     });
 }
+
+#[test]
+fn ephemeral_layers_mount_volatile_remount_and_detach() {
+    if !is_root() {
+        eprintln!("SKIP: needs root for overlay mounts");
+        return;
+    }
+    in_mount_ns("ephemeral_layers_mount_volatile_remount_and_detach", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open_store(tmp.path());
+        let id = load_busybox(&store);
+        let cid = format!("eph{}", std::process::id());
+        let spec = InitLayerSpec {
+            ephemeral: true,
+            ..InitLayerSpec::default()
+        };
+        let rec = store
+            .create_container_layers(&cid, Some(&id), &spec)
+            .unwrap();
+        assert!(rec.ephemeral);
+        assert!(store.container_layers(&cid).unwrap().ephemeral);
+        let merged = store.mount(&cid).unwrap();
+        let rw = tmp.path().join("overlay2").join(&rec.mount_id);
+        // The kernel marks the work dir of a volatile mount.
+        assert!(rw.join("work/work/incompat/volatile").is_dir());
+        fs::write(merged.join("kept.txt"), b"x").unwrap();
+        store.unmount(&cid).unwrap();
+        // The kernel refuses to remount a work dir a volatile mount marked, unless cleared.
+        let merged = store.mount(&cid).unwrap();
+        assert_eq!(fs::read(merged.join("kept.txt")).unwrap(), b"x");
+        let trash = store.detach_container_layers(&cid).unwrap();
+        assert!(!rw.exists());
+        assert!(store.container_layers(&cid).is_err());
+        trash.purge();
+        let left: Vec<_> = fs::read_dir(tmp.path().join("overlay2"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(&rec.mount_id) || n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    });
+}

@@ -149,6 +149,14 @@ pub struct EndpointRequest {
     pub ip: Option<Ipv4Addr>,
     /// Ports to publish.
     pub ports: Vec<PortRequest>,
+    /// Install the default route via this network's gateway: only the container's first
+    /// network does (a second default route is EEXIST; Docker picks one gateway endpoint).
+    #[serde(default = "yes")]
+    pub default_route: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A connected endpoint; berthd persists it (NetworkSettings) and hands it back to
@@ -265,7 +273,9 @@ fn veth_name(endpoint: &str, n: u32) -> String {
 impl BridgeDriver {
     /// A driver keeping IPAM state under `ipam_dir` (design.md: `<data-root>/network/ipam`).
     /// Opens a netlink socket in the calling thread's netns; must run inside a tokio runtime.
+    /// Removes IPAM temp files a crash (SIGKILL mid-save) left behind.
     pub fn new(ipam_dir: &Path) -> Result<Self, BridgeError> {
+        Ipam::remove_stale_temp_files(ipam_dir)?;
         Ok(Self {
             nl: Netlink::connect()?,
             fw: Firewall::new(),
@@ -480,7 +490,7 @@ impl BridgeDriver {
         let side = ContainerSide {
             ifname: req.ifname.clone(),
             addr: Ipv4Net::new(ep.ip, ep.prefix_len).map_err(|e| (e.into(), Some(veth.clone())))?,
-            gateway: ep.gateway,
+            gateway: ep.gateway.filter(|_| req.default_route),
         };
         crate::netlink::configure_container_side(&req.netns, side)
             .await

@@ -105,8 +105,15 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
-    /// Stops serving (the socket closes with the task).
+    /// Stops serving (the socket closes with the task, at some later poll of the runtime).
     pub fn stop(self) {}
+
+    /// Stops serving and waits until the socket is closed, so a new server can bind the same
+    /// address in the same netns right away.
+    pub async fn shutdown(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for DnsServer {

@@ -159,6 +159,35 @@ impl Ipam {
         Ok(ipam)
     }
 
+    /// Removes the temp files a crash left behind in the middle of a save (`.<id>.json.tmp<pid>`,
+    /// see `write_atomic`). Call at daemon start, before anything saves; returns how many went.
+    pub fn remove_stale_temp_files(dir: &Path) -> Result<usize, IpamError> {
+        let read = match std::fs::read_dir(dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(IpamError::Read {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let mut removed = 0;
+        for ent in read.flatten() {
+            let name = ent.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.contains(".json.tmp") {
+                let path = ent.path();
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(IpamError::Write { path, source }),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes the state file of a removed network. Missing is fine.
     pub fn remove(dir: &Path, network_id: &str) -> Result<(), IpamError> {
         let path = dir.join(format!("{network_id}.json"));

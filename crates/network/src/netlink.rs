@@ -329,7 +329,8 @@ pub struct ContainerSide {
     pub ifname: String,
     /// Address with prefix.
     pub addr: Ipv4Net,
-    /// Default route via this gateway (none for `--internal`).
+    /// Default route via this gateway (none for `--internal`); skipped when the netns already
+    /// has one (the container's first network keeps the default route).
     pub gateway: Option<Ipv4Addr>,
 }
 
@@ -387,12 +388,19 @@ async fn configure_here(cfg: ContainerSide) -> Result<(), NetlinkError> {
             .gateway(gw)
             .output_interface(index)
             .build();
-        nl.handle
+        let added = nl
+            .handle
             .route()
             .add(route)
             .execute()
             .await
-            .map_err(NetlinkError::req(format!("adding default route via {gw}")))?;
+            .map_err(NetlinkError::req(format!("adding default route via {gw}")));
+        match added {
+            // A second network (`network connect`, or eth1 at start): the default route of the
+            // first network stays, as Docker keeps its gateway endpoint's.
+            Err(e) if e.errno() == Some(libc::EEXIST) => {}
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -266,3 +266,34 @@ fn fifty_cycles_leave_links_rules_and_ipam_clean() {
         assert!(!ipam_dir.join(format!("{}.json", net.id)).exists());
     });
 }
+
+#[test]
+fn a_second_network_adds_eth1_and_keeps_the_first_default_route() {
+    in_world(|| async {
+        let dir = tempdir();
+        let drv = BridgeDriver::new(&dir.path().join("ipam")).unwrap();
+        let n1 = network(11, false, true);
+        let n2 = network(12, false, true);
+        drv.create_network(&n1).await.unwrap();
+        drv.create_network(&n2).await.unwrap();
+        let a = Netns::new(dir.path());
+        let e0 = drv.setup(&n1, &request("a0", &a)).await.unwrap();
+        let mut r1 = request("a1", &a);
+        r1.ifname = "eth1".into();
+        let e1 = drv.setup(&n2, &r1).await.unwrap();
+        assert_eq!(e1.gateway, Some(n2.ipam.gateway));
+        let addr = ns_run(&a, &["ip", "-o", "-4", "addr", "show", "eth1"]);
+        assert!(addr.contains(&format!("{}/24", e1.ip)), "{addr}");
+        let routes = ns_run(&a, &["ip", "-4", "route", "show", "default"]);
+        assert_eq!(routes.lines().count(), 1, "{routes}");
+        assert!(
+            routes.starts_with(&format!("default via {} dev eth0 ", n1.ipam.gateway)),
+            "{routes}"
+        );
+        assert!(ping_ok(Some(a.path()), n2.ipam.gateway), "eth1 works");
+        drv.teardown(&n2, &e1, VethTeardown::Delete).await.unwrap();
+        drv.teardown(&n1, &e0, VethTeardown::WithNetns)
+            .await
+            .unwrap();
+    });
+}

@@ -153,3 +153,27 @@ fn corrupt_state_is_an_error_not_a_reset() {
         Err(IpamError::Parse { .. })
     ));
 }
+
+#[test]
+fn stale_temp_files_of_a_crashed_save_are_removed_and_state_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ipam = Ipam::open(dir.path(), "n1", cfg("10.9.0.0/24", [10, 9, 0, 1], None)).unwrap();
+    let a = ipam.allocate("a", None).unwrap();
+    drop(ipam);
+    // What a SIGKILL between write and rename leaves behind.
+    std::fs::write(dir.path().join(".n1.json.tmp4242"), b"{\"torn").unwrap();
+    std::fs::write(dir.path().join("unrelated"), b"x").unwrap();
+    assert_eq!(Ipam::remove_stale_temp_files(dir.path()).unwrap(), 1);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["n1.json", "unrelated"]);
+    let ipam = Ipam::open(dir.path(), "n1", cfg("10.9.0.0/24", [10, 9, 0, 1], None)).unwrap();
+    assert_eq!(ipam.holder(a), Some("a"));
+    assert_eq!(
+        Ipam::remove_stale_temp_files(&dir.path().join("missing")).unwrap(),
+        0
+    );
+}

@@ -187,7 +187,17 @@ fn wait_readable_exit(pid: i32, secs: i64) -> bool {
     }
 }
 
-/// Hooks of one kind from a spec.
+/// Whether create needs the mid-setup round trip between the init and the runtime (the init
+/// stops before `pivot_root` while the runtime runs prestart/createRuntime hooks, then runs
+/// createContainer hooks with the state the runtime sends). Both sides decide from the same
+/// spec; without any of those hooks the round trip (two wakeups) is skipped.
+pub fn create_sync_needed(spec: &oci_spec::runtime::Spec) -> bool {
+    [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer]
+        .into_iter()
+        .any(|k| !of(spec, k).is_empty())
+}
+
+/// Hooks of one kind from a spec (empty when none).
 pub fn of(spec: &oci_spec::runtime::Spec, kind: Kind) -> Vec<Hook> {
     let Some(h) = spec.hooks() else {
         return Vec::new();

@@ -1,6 +1,6 @@
-//! CVE regressions. CVE-2019-5736: whatever enters the container runs from a sealed memfd
-//! copy of the runtime, so overwriting `/proc/<pid>/exe` from inside cannot reach the host
-//! binary. CVE-2024-21626: a cwd through a leaked fd (`/proc/self/fd/N`) is refused.
+//! CVE regressions. CVE-2019-5736: whatever enters the container runs from a copy of the
+//! runtime it cannot write (a private read-only overlayfs view, or a sealed memfd), so
+//! overwriting `/proc/<pid>/exe` from inside cannot reach the host binary. CVE-2024-21626: a cwd through a leaked fd (`/proc/self/fd/N`) is refused.
 
 #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
 
@@ -15,7 +15,7 @@ fn runtime_bytes() -> Vec<u8> {
 }
 
 #[test]
-fn init_runs_from_a_sealed_memfd_and_cannot_overwrite_the_host_binary() {
+fn init_runs_from_a_sealed_copy_and_cannot_overwrite_the_host_binary() {
     let rt = Rt::new();
     let before = runtime_bytes();
     // A strong attacker: root in the container with ptrace and DAC override, so /proc/1/exe
@@ -34,15 +34,15 @@ fn init_runs_from_a_sealed_memfd_and_cannot_overwrite_the_host_binary() {
             json!({"bounding": caps, "effective": caps, "permitted": caps});
         s["process"]["noNewPrivileges"] = json!(false);
     });
-    let id = rt.id("memfd");
+    let id = rt.id("sealed");
     let (ok, err, _) = rt.detached(&["create", "-b", b.to_str().unwrap(), &id]);
     assert!(ok, "{err}");
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(
-        exe.to_string_lossy().starts_with("/memfd:"),
-        "init exe is {exe:?}"
-    );
+    let host = std::fs::canonicalize(assert_cmd::cargo::cargo_bin("berth-runtime")).unwrap();
+    assert_ne!(exe, host, "the init runs from the host binary");
+    assert_sealed(&format!("/proc/{pid}/exe"));
+    assert_mappings_unwritable(pid);
     // From inside the created container, pid 1 is still the runtime: try to overwrite it, and
     // every other runtime process visible, while a second exec is being set up.
     let attack = "ls -l /proc/1/exe; \
@@ -59,7 +59,11 @@ fn init_runs_from_a_sealed_memfd_and_cannot_overwrite_the_host_binary() {
     let out = rt.run(&["exec", &id, "sh", "-c", attack]);
     let _ = second.wait();
     let text = stdout(&out);
-    assert!(text.contains("memfd:"), "pid 1 exe inside: {text}");
+    assert!(text.contains("/proc/1/exe"), "pid 1 exe inside: {text}");
+    assert!(
+        !text.contains(host.to_str().unwrap()),
+        "pid 1 exe inside: {text}"
+    );
     assert!(text.contains("done"), "{text} {}", stderr(&out));
     assert!(!text.contains("WROTE /proc/1"), "{text}");
     assert_eq!(runtime_bytes(), before, "host runtime binary changed");
@@ -68,6 +72,65 @@ fn init_runs_from_a_sealed_memfd_and_cannot_overwrite_the_host_binary() {
     let out = rt.run(&["exec", &id, "sh", "-c", attack]);
     assert!(stdout(&out).contains("done"));
     assert_eq!(runtime_bytes(), before, "host runtime binary changed");
+}
+
+/// `exe` (a `/proc/<pid>/exe` link) is a sealed memfd or a file on a read-only overlayfs, and
+/// even root cannot open it for writing.
+fn assert_sealed(exe: &str) {
+    let target = std::fs::read_link(exe).unwrap();
+    let f = std::fs::File::open(exe).unwrap();
+    if target.to_string_lossy().starts_with("/memfd:") {
+        // SAFETY: fcntl on an fd we own.
+        let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+        let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        assert_eq!(seals & want, want, "memfd seals {seals:#x}");
+    } else {
+        let fs = nix::sys::statfs::fstatfs(&f).unwrap();
+        assert_eq!(
+            fs.filesystem_type(),
+            nix::sys::statfs::OVERLAYFS_SUPER_MAGIC,
+            "{target:?}"
+        );
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(exe)
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    }
+}
+
+/// The init's file mappings of the runtime (`/proc/<pid>/map_files`, which root reaches even
+/// where `exe` is guarded) cannot be written either: rewriting the first byte with itself fails,
+/// so even a broken seal leaves the bytes unchanged.
+fn assert_mappings_unwritable(pid: i64) {
+    use std::os::unix::fs::FileExt;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/map_files")).unwrap() {
+        let path = entry.unwrap().path();
+        if std::fs::read_link(&path).ok().as_ref() != Some(&exe) {
+            continue;
+        }
+        checked += 1;
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
+            continue;
+        };
+        let mut first = [0u8; 1];
+        f.read_exact_at(&mut first, 0).unwrap();
+        assert!(
+            f.write_at(&first, 0).is_err(),
+            "{} is writable",
+            path.display()
+        );
+    }
+    assert!(
+        checked > 0,
+        "no mapping of {exe:?} in /proc/{pid}/map_files"
+    );
 }
 
 #[test]

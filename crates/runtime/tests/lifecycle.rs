@@ -431,6 +431,23 @@ fn delete_cleans_a_half_created_state_dir() {
 }
 
 #[test]
+fn delete_cleans_a_state_dir_with_an_empty_record() {
+    // What a power cut can leave on a disk-backed --root (state.json is not fsynced).
+    let rt = Rt::new();
+    let id = rt.id("torn");
+    std::fs::create_dir_all(rt.state_dir(&id)).unwrap();
+    std::fs::write(rt.state_dir(&id).join("state.json"), b"").unwrap();
+    let out = rt.run(&["state", &id]);
+    assert!(
+        !out.status.success(),
+        "state of an empty record is an error"
+    );
+    let out = rt.run(&["delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!rt.state_dir(&id).exists());
+}
+
+#[test]
 fn run_with_no_pivot() {
     let rt = Rt::new();
     let b = rt.bundle("b", &["sh", "-c", "echo $$; ls /bin/busybox"], |_| {});

@@ -57,13 +57,14 @@ pub fn prepare_process() -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Write the single ready line to fd 3 and close it. A vanished reader is not an error: the
-/// shim keeps running for a berthd that restarts.
-pub fn send_ready(fd: Option<OwnedFd>, line: &serde_json::Value) {
-    if let Some(fd) = fd {
-        let mut f = std::fs::File::from(fd);
-        let mut text = line.to_string();
-        text.push('\n');
-        let _ = f.write_all(text.as_bytes());
-    }
+/// Write the single ready line to fd 3 and close it. Returns false only when nobody reads
+/// fd 3 any more (EPIPE): the berthd that asked for this shim died before it learned of it.
+pub fn send_ready(fd: Option<OwnedFd>, line: &serde_json::Value) -> bool {
+    let Some(fd) = fd else {
+        return true;
+    };
+    let mut f = std::fs::File::from(fd);
+    let mut text = line.to_string();
+    text.push('\n');
+    !matches!(f.write_all(text.as_bytes()), Err(e) if e.kind() == io::ErrorKind::BrokenPipe)
 }

@@ -1,5 +1,10 @@
-//! Crash-safe files in the state dir: a reader (berthd after a restart) sees the old or the new
+//! Whole files in the state dir: a reader (berthd after a restart) sees the old or the new
 //! content, never a torn one.
+//!
+//! No fsync: the state dir lives in the exec root (`/run/berth`, tmpfs by design), which does
+//! not survive the host crashes fsync protects against, while a rename is already atomic for
+//! every reader on the running system, a restarted berthd included. An fsync here cost
+//! milliseconds per file on a busy disk, on the path of every `run`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -23,7 +28,7 @@ pub enum FilesError {
     },
 }
 
-/// Write `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync the dir.
+/// Write `data` to `path` atomically: temp file in the same dir, then rename over `path`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FilesError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -31,11 +36,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FilesError> {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    };
+    let write = || -> io::Result<()> { File::create(&tmp)?.write_all(data) };
     write().map_err(|source| FilesError::WriteTemp {
         path: tmp.clone(),
         source,
@@ -44,13 +45,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FilesError> {
         from: tmp.clone(),
         to: path.to_path_buf(),
         source,
-    })?;
-    // The rename is durable only once the directory is synced; a failure here loses nothing
-    // that a reader could see torn, so it is not an error.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    })
 }
 
 /// Docker's timestamp format: RFC 3339 in UTC with exactly nine fractional digits.

@@ -72,8 +72,18 @@ impl SetupError {
 }
 
 fn main() {
+    // CVE-2019-5736: the container's init and exec'd processes are forked from this process,
+    // and until they execve, /proc/<pid>/exe is this binary. Re-exec from a view of it they
+    // cannot write (fd 3, the ready pipe, is inherited across the re-exec).
+    let sealed = berth_runtime::seal::ensure_sealed();
     // fd 3 first, before anything else can be given that number.
     let ready = sys::inherited_fd(3);
+    if let Err(e) = sealed {
+        let msg = format!("sealing berth-shim against CVE-2019-5736: {e}");
+        eprintln!("berth-shim: {msg}");
+        daemon::send_ready(ready, &json!({"ok": false, "error": msg, "exit_code": 125}));
+        std::process::exit(125);
+    }
     let args = match Args::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
@@ -108,16 +118,34 @@ fn main() {
             std::process::exit(1);
         }
     };
-    daemon::send_ready(
+    let told = daemon::send_ready(
         ready,
         &json!({"ok": true, "shim_pid": std::process::id(), "pid": shim.init.pid}),
     );
+    if !told {
+        // berthd died while starting this container and never recorded it: no one will start
+        // or delete it (a restarted berthd may have looked before the socket existed). Leave
+        // nothing behind: kill and reap the created init, delete the runtime state, go.
+        abandon(&mut shim);
+        std::process::exit(1);
+    }
     mem::shed();
     let code = match shim.run() {
         Ok(()) => 0,
         Err(_) => 1,
     };
     std::process::exit(code);
+}
+
+/// Undo a created container nobody will ever ask about.
+fn abandon(shim: &mut shim::Shim) {
+    let pid = nix::unistd::Pid::from_raw(shim.init.pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    let _ = shim.rt.delete(&shim.args.id);
+    for f in ["shim.sock", "shim.pid"] {
+        let _ = std::fs::remove_file(shim.args.state_dir.join(f));
+    }
 }
 
 /// Socket, log, stdio, create; on error nothing is left running.

@@ -22,6 +22,7 @@ both_backends!(
         not_executable_is_126,
         bad_bundle_fails_the_ready_line,
         survives_the_death_of_its_spawner,
+        abandons_a_container_its_dead_spawner_never_heard_of,
         every_waiter_and_late_attach_hear_the_end,
     ],
     library_ignored: [],
@@ -168,6 +169,46 @@ fn bad_bundle_fails_the_ready_line(b: Backend) {
     // Nothing is left listening.
     assert!(!env.sock().exists());
     env.ready = ready;
+}
+
+/// berthd SIGKILLed while spawning: nobody reads the ready line, so nobody will ever start or
+/// delete this container. The shim must not leave it (or itself) behind.
+fn abandons_a_container_its_dead_spawner_never_heard_of(b: Backend) {
+    let mut o = opts(&["sleep", "1000"], b);
+    let (env, mut cmd) = Env::prepare(&mut o);
+    let (rd, wr) = nix::unistd::pipe().unwrap();
+    drop(rd);
+    let wr_raw = std::os::fd::AsRawFd::as_raw_fd(&wr);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; it runs in the forked child before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(wr_raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.spawn().unwrap().wait().unwrap();
+    drop(wr);
+    assert!(status.success(), "{status}");
+    // The pid files are written before the ready line: the processes it names must go.
+    let pid: i32 = eventually("pid file", || {
+        std::fs::read_to_string(env.state.join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+    });
+    eventually("the shim gone", || (!env.sock().exists()).then_some(()));
+    eventually("the container's init gone", || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        (stat.is_empty() || stat.contains(") Z ")).then_some(())
+    });
+    let left: Vec<_> = std::fs::read_dir(&env.runtime_root)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runtime state left: {left:?}");
 }
 
 fn survives_the_death_of_its_spawner(b: Backend) {

@@ -146,9 +146,8 @@ pub async fn typed(ctx: &Ctx, kind: &str, a: InspectTypedArgs) -> Result<i32> {
     for name in &a.names {
         match ctx.get_value(&path(kind, name, a.size)).await {
             Ok(v) => found.push(v),
-            Err(CliError::Client(e)) if e.is_not_found() => {
-                errors.push(format!("Error: No such {kind}: {name}"))
-            }
+            // The docker CLI (v28) shows the daemon's own words for a typed inspect.
+            Err(CliError::Client(e)) if e.is_not_found() => errors.push(e.to_string()),
             Err(e) => return Err(e),
         }
     }

@@ -34,10 +34,16 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
         q.push(("tail", t.clone()));
     }
     if let Some(s) = &a.since {
-        q.push(("since", s.clone()));
+        q.push((
+            "since",
+            crate::opts::units::timestamp(s, chrono::Utc::now())?,
+        ));
     }
     if let Some(u) = &a.until {
-        q.push(("until", u.clone()));
+        q.push((
+            "until",
+            crate::opts::units::timestamp(u, chrono::Utc::now())?,
+        ));
     }
     let mut s = ctx
         .client

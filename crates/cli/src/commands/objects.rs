@@ -199,6 +199,47 @@ pub async fn network_prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The fields of a `volume ls` row, as the docker CLI (v28) offers them to `--format`
+/// (cluster-volume fields are `N/A`; Size and Links only when the daemon sent UsageData).
+fn volume_row(vol: &Value) -> Value {
+    let s = |k: &str| vol.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let mut labels: Vec<String> = match vol.get("Labels") {
+        Some(Value::Map(m)) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.go_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    labels.sort();
+    let usage = |k: &str| {
+        vol.get("UsageData")
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_i64)
+            .filter(|n| *n >= 0)
+    };
+    let na = || Value::str("N/A");
+    Value::map([
+        ("Availability", na()),
+        ("Driver", Value::Str(s("Driver"))),
+        ("Group", na()),
+        ("Labels", Value::Str(labels.join(","))),
+        (
+            "Links",
+            usage("RefCount").map_or_else(na, |n| Value::Str(n.to_string())),
+        ),
+        ("Mountpoint", Value::Str(s("Mountpoint"))),
+        ("Name", Value::Str(s("Name"))),
+        ("Scope", Value::Str(s("Scope"))),
+        (
+            "Size",
+            usage("Size").map_or_else(na, |n| {
+                Value::Str(crate::format::units::human_size(n as f64))
+            }),
+        ),
+        ("Status", na()),
+    ])
+}
+
 /// `volume ls`.
 pub async fn volume_ls(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     let fmt = Format::new(
@@ -217,26 +258,19 @@ pub async fn volume_ls(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         _ => Vec::new(),
     };
     items.sort_by_key(|n| n.get("Name").map(Value::go_string).unwrap_or_default());
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|vol| {
-            let s = |k: &str| vol.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            Value::map([
-                ("Name", Value::Str(s("Name"))),
-                ("Driver", Value::Str(s("Driver"))),
-                ("Scope", Value::Str(s("Scope"))),
-                ("Mountpoint", Value::Str(s("Mountpoint"))),
-                ("CreatedAt", Value::Str(s("CreatedAt"))),
-            ])
-        })
-        .collect();
+    let rows: Vec<Value> = items.iter().map(volume_row).collect();
     let header = Value::map(
         [
-            ("Name", "VOLUME NAME"),
+            ("Availability", "AVAILABILITY"),
             ("Driver", "DRIVER"),
-            ("Scope", "SCOPE"),
+            ("Group", "GROUP"),
+            ("Labels", "LABELS"),
+            ("Links", "LINKS"),
             ("Mountpoint", "MOUNTPOINT"),
-            ("CreatedAt", "CREATED"),
+            ("Name", "VOLUME NAME"),
+            ("Scope", "SCOPE"),
+            ("Size", "SIZE"),
+            ("Status", "STATUS"),
         ]
         .map(|(k, v)| (k, Value::str(v))),
     );
@@ -279,13 +313,23 @@ pub async fn volume_rm(ctx: &Ctx, a: VolumeRmArgs) -> Result<i32> {
     }
 }
 
-/// `volume prune`.
+/// `volume prune`: before API 1.42 the daemon prunes every unused volume (and knows no
+/// `all` filter); from 1.42 only anonymous ones unless `--all`.
 pub async fn volume_prune(ctx: &Ctx, a: VolumePruneArgs) -> Result<i32> {
-    if !a.force
-        && !confirm(
-            "WARNING! This will remove anonymous local volumes not used by at least one container.",
-        )?
-    {
+    // Not negotiated (DOCKER_API_VERSION unset and no ping): the docker CLI's own default.
+    let api = ctx.client.api_version().unwrap_or("1.50");
+    let before_1_42 = berth_client::version_lt(api, "1.42");
+    if a.all && before_1_42 {
+        return Err(CliError::Msg(format!(
+            "\"--all\" requires API version 1.42, but the Docker daemon API version is {api}"
+        )));
+    }
+    let warning = if a.all || before_1_42 {
+        "WARNING! This will remove all local volumes not used by at least one container."
+    } else {
+        "WARNING! This will remove anonymous local volumes not used by at least one container."
+    };
+    if !a.force && !confirm(warning)? {
         return Ok(0);
     }
     let mut f = a.filter.clone();

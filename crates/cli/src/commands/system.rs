@@ -263,10 +263,16 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
     };
     let mut q: Vec<(&str, String)> = Vec::new();
     if let Some(s) = &a.since {
-        q.push(("since", s.clone()));
+        q.push((
+            "since",
+            crate::opts::units::timestamp(s, chrono::Utc::now())?,
+        ));
     }
     if let Some(u) = &a.until {
-        q.push(("until", u.clone()));
+        q.push((
+            "until",
+            crate::opts::units::timestamp(u, chrono::Utc::now())?,
+        ));
     }
     if let Some(f) = filters_json(&a.filter)? {
         q.push(("filters", f));
@@ -310,6 +316,14 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
         Some(Value::List(l)) => l.clone(),
         _ => Vec::new(),
     };
+    // A volume's UsageData field (Size, RefCount); -1 (not computed) counts as 0.
+    let usage = |x: &Value, k: &str| {
+        x.get("UsageData")
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0)
+    };
     let active_images = images
         .iter()
         .filter(|i| i.get("Containers").and_then(Value::as_i64).unwrap_or(0) > 0)
@@ -325,16 +339,18 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
         sum(&images, "Size")
     };
     let row = |t: &str, total: usize, active: usize, size: i64, reclaim: i64| {
-        let pct = if size > 0 { reclaim * 100 / size } else { 0 };
+        // Docker shows a percentage only when there is a size to take it of.
+        let reclaimable = if size > 0 {
+            format!("{} ({}%)", human_size(reclaim as f64), reclaim * 100 / size)
+        } else {
+            human_size(reclaim as f64)
+        };
         Value::map([
             ("Type", Value::str(t)),
             ("TotalCount", Value::Str(total.to_string())),
             ("Active", Value::Str(active.to_string())),
             ("Size", Value::Str(human_size(size as f64))),
-            (
-                "Reclaimable",
-                Value::Str(format!("{} ({pct}%)", human_size(reclaim as f64))),
-            ),
+            ("Reclaimable", Value::Str(reclaimable)),
         ])
     };
     let used_images: i64 = images
@@ -360,17 +376,13 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
         row(
             "Local Volumes",
             volumes.len(),
-            0,
+            volumes.iter().filter(|x| usage(x, "RefCount") > 0).count(),
+            volumes.iter().map(|x| usage(x, "Size")).sum(),
             volumes
                 .iter()
-                .filter_map(|x| {
-                    x.get("UsageData")
-                        .and_then(|u| u.get("Size"))
-                        .and_then(Value::as_i64)
-                })
-                .filter(|n| *n > 0)
+                .filter(|x| usage(x, "RefCount") == 0)
+                .map(|x| usage(x, "Size"))
                 .sum(),
-            0,
         ),
         row("Build Cache", 0, 0, 0, 0),
     ];

@@ -245,3 +245,20 @@ fn healthcheck_and_conflicts() {
         "invalid size: '12q'"
     );
 }
+
+#[test]
+fn timestamps_like_docker() {
+    use super::units::timestamp;
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(timestamp("10m", now).unwrap(), "1767322445.000000000");
+    assert_eq!(timestamp("1700000000", now).unwrap(), "1700000000");
+    assert_eq!(timestamp("1700000000.5", now).unwrap(), "1700000000.5");
+    assert_eq!(
+        timestamp("2026-01-02T03:00:00Z", now).unwrap(),
+        "1767322800.000000000"
+    );
+    assert!(timestamp("yesterday", now).is_err());
+    assert_eq!(timestamp("", now).unwrap(), "");
+}

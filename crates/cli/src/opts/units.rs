@@ -40,6 +40,56 @@ pub fn swap_bytes(s: &str) -> Result<i64, OptsError> {
     }
 }
 
+/// Docker's `timetypes.GetTimestamp` for `--since`/`--until`: a Go duration (`10m`) means that
+/// long before `now`; a unix time (`1700000000`, `1700000000.5`) passes through; an RFC 3339
+/// date or date-time (`2026-01-02`, `2026-01-02T15:04:05`, with `Z` or an offset; local time
+/// without one) becomes unix seconds. The daemon gets `secs.nanos`.
+pub fn timestamp(value: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String, OptsError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let fmt = |t: chrono::DateTime<chrono::Utc>| {
+        format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
+    };
+    if let Ok(ns) = go_duration_ns(v)
+        && v != "0"
+    {
+        return Ok(fmt(now - chrono::Duration::nanoseconds(ns)));
+    }
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Ok(v.to_owned());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(fmt(t.with_timezone(&chrono::Utc)));
+    }
+    use chrono::TimeZone;
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(v, f)
+            && let Some(t) = chrono::Local.from_local_datetime(&n).single()
+        {
+            return Ok(fmt(t.with_timezone(&chrono::Utc)));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        && let Some(n) = d.and_hms_opt(0, 0, 0)
+        && let Some(t) = chrono::Local.from_local_datetime(&n).single()
+    {
+        return Ok(fmt(t.with_timezone(&chrono::Utc)));
+    }
+    Err(OptsError::Invalid(format!(
+        "failed to parse value as time or duration: {value:?}"
+    )))
+}
+
 /// Go's `time.ParseDuration` in nanoseconds (`300ms`, `1m30s`, `2h`).
 pub fn go_duration_ns(s: &str) -> Result<i64, OptsError> {
     let bad = || OptsError::Invalid(format!("time: invalid duration \"{s}\""));

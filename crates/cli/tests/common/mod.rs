@@ -44,10 +44,36 @@ pub struct Daemon {
     pub exec_root: PathBuf,
     pub sock: PathBuf,
     pub config_dir: PathBuf,
+    /// The private network namespace of a `start_networked` daemon (deleted on drop, with the
+    /// bridges, veths and nftables table berthd made in it).
+    pub netns: Option<String>,
 }
 
 impl Daemon {
+    /// berthd with `--bridge none` in the host's network namespace.
     pub fn start() -> Daemon {
+        Self::start_inner(None)
+    }
+
+    /// berthd with its default bridge `berth0`, in a network namespace of its own.
+    pub fn start_networked() -> Daemon {
+        let name = format!(
+            "berth-c{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        for args in [
+            vec!["netns", "add", name.as_str()],
+            vec!["-n", name.as_str(), "link", "set", "lo", "up"],
+        ] {
+            let ok = Command::new("ip").args(&args).status().unwrap().success();
+            assert!(ok, "ip {args:?}");
+        }
+        Self::start_inner(Some(name))
+    }
+
+    fn start_inner(netns: Option<String>) -> Daemon {
         let bins = bin_dir();
         let root = tempfile::Builder::new()
             .prefix("berth-cli-e2e")
@@ -67,7 +93,18 @@ impl Daemon {
         let extra: Vec<String> = std::env::var("BERTH_TEST_BERTHD_ARGS")
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        let child = Command::new(bins.join("berthd"))
+        let mut cmd = match &netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(bins.join("berthd"));
+                c
+            }
+            None => Command::new(bins.join("berthd")),
+        };
+        let bridge = if netns.is_some() { "berth0" } else { "none" };
+        let child = cmd
             .arg("--data-root")
             .arg(root.path().join("data"))
             .arg("--exec-root")
@@ -80,6 +117,8 @@ impl Daemon {
             .arg(root.path().join("berthd.pid"))
             .arg("--shim-binary")
             .arg(bins.join("berth-shim"))
+            // No default bridge in the host's namespace: parallel tests would share berth0.
+            .args(["--bridge", bridge])
             .args(&extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -92,6 +131,7 @@ impl Daemon {
             exec_root,
             sock,
             config_dir,
+            netns,
         };
         for _ in 0..500 {
             if let Some(Ok(Some(st))) = d.child.as_mut().map(Child::try_wait) {
@@ -169,6 +209,9 @@ impl Drop for Daemon {
         unmount_under(self.root.path());
         unmount_under(&self.exec_root);
         let _ = std::fs::remove_dir_all(&self.exec_root);
+        if let Some(ns) = &self.netns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
     }
 }
 

@@ -76,10 +76,16 @@ pub async fn list(
 /// `GET /containers/{id}/json`.
 pub async fn inspect(State(d): D, Path(id): Path<String>) -> ApiResult<Response> {
     let e = d.containers.get(&id)?;
-    let mut body = inspect::inspect(&e.snapshot());
+    let rec = e.snapshot();
+    let mut body = inspect::inspect(&rec);
     let execs = d.execs.of_container(&e.id);
     body.exec_ids = if execs.is_empty() { None } else { Some(execs) };
-    Ok(Json(body).into_response())
+    let mut v = serde_json::to_value(&body)
+        .map_err(|e| ApiError::internal(format!("encoding inspect: {e}")))?;
+    if let Some(ns) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) {
+        ns.extend(inspect::legacy_network_fields(&rec));
+    }
+    Ok(Json(v).into_response())
 }
 
 /// `GET /containers/{id}/changes` (`docker diff`).
@@ -208,6 +214,14 @@ pub async fn remove(
     let e = d.containers.get(&id)?;
     lifecycle::remove(&d, &e, q.force).await?;
     d.execs.remove_container(&e.id);
+    if q.v {
+        let rec = e.snapshot();
+        d.blocking(move |d| {
+            crate::volumes::release(d, &rec, true);
+            Ok(())
+        })
+        .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

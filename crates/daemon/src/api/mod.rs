@@ -4,6 +4,7 @@
 //! Handlers parse, call the backend (`crate::containers`, `crate::images`), and serialize.
 
 pub mod archive;
+pub mod auth;
 pub mod containers;
 pub mod distribution;
 pub mod error;
@@ -11,11 +12,13 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod json;
+pub mod networks;
 pub mod query;
 pub mod stream;
 pub mod system;
 pub mod transfer;
 pub mod version;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -90,22 +93,37 @@ fn image_routes() -> Router<Arc<Daemon>> {
         )
 }
 
-/// berthd has no user-defined networks, volumes or plugins yet: looking one up by name is an
-/// honest 404 (the docker CLI's type-less `inspect` walks these after containers and images).
+fn volume_routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
+}
+
+/// berthd has no plugins: looking one up by name is an honest 404 (the docker CLI's
+/// type-less `inspect` walks these after containers, images, networks and volumes).
 fn lookup_only_routes() -> Router<Arc<Daemon>> {
-    async fn network(axum::extract::Path(id): axum::extract::Path<String>) -> Response {
-        error_response(&ApiError::not_found(format!("network {id} not found")))
-    }
-    async fn volume(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
-        error_response(&ApiError::not_found(format!("get {name}: no such volume")))
-    }
     async fn plugin(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
         error_response(&ApiError::not_found(format!("plugin \"{name}\" not found")))
     }
+    Router::new().route("/plugins/{name}/json", get(plugin))
+}
+
+fn network_routes() -> Router<Arc<Daemon>> {
     Router::new()
-        .route("/networks/{id}", get(network))
-        .route("/volumes/{name}", get(volume))
-        .route("/plugins/{name}/json", get(plugin))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
 }
 
 fn system_routes() -> Router<Arc<Daemon>> {
@@ -115,6 +133,7 @@ fn system_routes() -> Router<Arc<Daemon>> {
         .route("/info", get(system::info))
         .route("/events", get(events::events))
         .route("/system/df", get(system::df))
+        .route("/auth", post(auth::auth))
 }
 
 /// The whole route table (paths without the version prefix).
@@ -124,6 +143,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(container_routes())
         .merge(exec_routes())
         .merge(image_routes())
+        .merge(network_routes())
+        .merge(volume_routes())
         .merge(lookup_only_routes())
         .fallback(not_implemented)
         .method_not_allowed_fallback(not_implemented)

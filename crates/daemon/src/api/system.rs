@@ -80,8 +80,8 @@ pub async fn version() -> Json<Value> {
     }))
 }
 
-/// `GET /system/df`: images and containers with their sizes; berthd has no volumes or build
-/// cache yet, so those lists are empty (true, not a placeholder).
+/// `GET /system/df`: images, containers and volumes with their sizes; berthd has no build
+/// cache, so that list is empty (true, not a placeholder).
 pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Json<Value>> {
     let uses = crate::images::uses(&d);
     let recs: Vec<_> = d.containers.all().iter().map(|e| e.snapshot()).collect();
@@ -98,6 +98,7 @@ pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Js
             Ok((images, sizes))
         })
         .await?;
+    let volumes = d.blocking(crate::volumes::disk_usage).await?;
     let layers_size: u64 = images.iter().map(|i| i.size).sum();
     let containers: Vec<Value> = d
         .containers
@@ -118,7 +119,7 @@ pub async fn df(State(d): State<Arc<Daemon>>) -> crate::api::error::ApiResult<Js
         "LayersSize": layers_size,
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": volumes,
         "BuildCache": [],
     })))
 }
@@ -198,7 +199,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> Json<Value> {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file"]},
         "MemoryLimit": true,
         "SwapLimit": true,
         "CpuCfsPeriod": true,

@@ -15,6 +15,7 @@ use super::record::{ContainerRecord, GraphRecord, StateRecord};
 use super::store::Entry;
 use crate::daemon::Daemon;
 use crate::fsutil::random_hex;
+use crate::networks::attach::{self, NetworkSettingsRecord};
 
 /// Splits the create body into the container config and host config.
 fn split_body(
@@ -68,6 +69,94 @@ fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
     out
 }
 
+/// Checks the network mode against the rest of the request as Docker does and returns the
+/// networks the container will belong to. `container:<x>` is normalised to the full id.
+fn initial_network_settings(
+    daemon: &Daemon,
+    netmode: &NetMode,
+    host: &mut HostConfig,
+    networking: Option<&berth_api::models::NetworkingConfig>,
+    warnings: &mut Vec<String>,
+) -> Result<NetworkSettingsRecord, ApiError> {
+    let mode = host.network_mode.clone().unwrap_or_default();
+    let publishes = host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+        || host.publish_all_ports == Some(true);
+    let endpoints: Vec<&String> = networking
+        .and_then(|n| n.endpoints_config.as_ref())
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    let mut settings = NetworkSettingsRecord::default();
+    match netmode {
+        NetMode::Container(other) => {
+            if publishes {
+                return Err(ApiError::invalid(
+                    "conflicting options: port publishing and the container type network mode",
+                ));
+            }
+            if host.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+                return Err(ApiError::invalid(
+                    "conflicting options: dns and the network mode",
+                ));
+            }
+            if host.extra_hosts.as_ref().is_some_and(|d| !d.is_empty()) {
+                return Err(ApiError::invalid(
+                    "conflicting options: custom host-to-IP mapping and the network mode",
+                ));
+            }
+            // A container that does not exist (yet) fails the start, not the create (a create
+            // 404 makes the docker CLI try to pull the image).
+            match daemon.containers.get(other) {
+                Ok(target) => host.network_mode = Some(format!("container:{}", target.id)),
+                Err(e) if e.http_status() == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        NetMode::Host | NetMode::None => {
+            if *netmode == NetMode::Host && publishes {
+                warnings
+                    .push("Published ports are discarded when using host network mode".to_owned());
+            }
+            let name = if *netmode == NetMode::Host {
+                "host"
+            } else {
+                "none"
+            };
+            let net = daemon.networks.get(name)?;
+            settings
+                .networks
+                .insert(net.name.clone(), attach::attachment_for(&net, None, 0)?);
+        }
+        NetMode::Bridge => {
+            let given = NetMode::primary_network(&mode);
+            // Like dockerd, a network that does not exist (yet) fails the start, not the
+            // create (a 404 here would make the docker CLI try to pull the image).
+            let net = match daemon.networks.get(given) {
+                Ok(n) => n,
+                Err(e) if e.http_status() == 404 => {
+                    settings
+                        .networks
+                        .insert(given.to_owned(), attach::Attachment::default());
+                    return Ok(settings);
+                }
+                Err(e) => return Err(e),
+            };
+            if endpoints.len() > 1 {
+                let mut names: Vec<&str> = endpoints.iter().map(|s| s.as_str()).collect();
+                names.sort_unstable();
+                return Err(ApiError::invalid(format!(
+                    "Container cannot be connected to network endpoints: {}",
+                    names.join(", ")
+                )));
+            }
+            let cfg = attach::endpoint_config(networking, &net, given);
+            settings
+                .networks
+                .insert(net.name.clone(), attach::attachment_for(&net, cfg, 0)?);
+        }
+    }
+    Ok(settings)
+}
+
 /// Creates a container; returns Docker's create response.
 pub async fn create(
     daemon: &Arc<Daemon>,
@@ -79,7 +168,7 @@ pub async fn create(
     if image_ref.is_empty() {
         return Err(ApiError::invalid("config.Image must not be empty"));
     }
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let name = name
         .filter(|n| !n.is_empty())
         .map(|n| names::validate(&n))
@@ -88,6 +177,29 @@ pub async fn create(
         host.network_mode.as_deref().unwrap_or(""),
         &daemon.config.bridge,
     )?;
+    // Docker's check on the request itself (the hostname is filled in later).
+    if matches!(netmode, NetMode::Container(_))
+        && config.hostname.as_deref().is_some_and(|h| !h.is_empty())
+    {
+        return Err(ApiError::invalid(
+            "conflicting options: hostname and the network mode",
+        ));
+    }
+    let network_settings = initial_network_settings(
+        daemon,
+        &netmode,
+        &mut host,
+        networking.as_ref(),
+        &mut warnings,
+    )?;
+    // After the publishing check, as Docker orders them (the CLI exposes what -p publishes).
+    if matches!(netmode, NetMode::Container(_))
+        && config.exposed_ports.as_ref().is_some_and(|p| !p.is_empty())
+    {
+        return Err(ApiError::invalid(
+            "conflicting options: port exposing and the container type network mode",
+        ));
+    }
     super::spec::validate_host_config(&host)?;
     daemon.runtime_binary(host.runtime.as_deref())?;
 
@@ -140,15 +252,19 @@ pub async fn create(
         config.exposed_ports = Some(ports);
     }
     if !image.volumes.is_empty() {
-        warnings.push(format!(
-            "image declares volumes {:?}; anonymous volumes are not supported yet, the paths stay in the container's rw layer",
-            image.volumes
-        ));
+        let mut vols = config.volumes.clone().unwrap_or_default();
+        for v in &image.volumes {
+            if !vols.contains(v) {
+                vols.push(v.clone());
+            }
+        }
+        config.volumes = Some(vols);
     }
+    let planned_mounts = crate::volumes::plan(daemon, &config, &host)?;
 
     let id = new_id()?;
     if config.hostname.as_deref().unwrap_or("").is_empty() {
-        config.hostname = Some(match netmode {
+        config.hostname = Some(match &netmode {
             NetMode::Host => rustix::system::uname()
                 .nodename()
                 .to_string_lossy()
@@ -180,17 +296,34 @@ pub async fn create(
     };
 
     let result = create_on_disk(
-        daemon, &id, &name, &image.id, config, host, networking, netmode,
+        daemon,
+        &id,
+        &name,
+        &image.id,
+        config,
+        host,
+        networking,
+        &netmode,
+        network_settings,
+        planned_mounts,
     )
     .await;
     match result {
         Ok(entry) => {
             daemon.events.container(&entry.snapshot(), "create", &[]);
             daemon.containers.insert(entry);
+            crate::volumes::created(daemon, &id);
             Ok(CreateResponse { id, warnings })
         }
         Err(e) => {
             daemon.containers.release_name(&name);
+            let vid = id.clone();
+            let _ = daemon
+                .blocking(move |d| {
+                    crate::volumes::discard(d, &vid);
+                    Ok(())
+                })
+                .await;
             let cleanup_id = id.clone();
             let _ = daemon
                 .blocking(move |d| {
@@ -214,12 +347,29 @@ async fn create_on_disk(
     config: ContainerConfig,
     host: HostConfig,
     networking: Option<berth_api::models::NetworkingConfig>,
-    netmode: NetMode,
+    netmode: &NetMode,
+    network_settings: NetworkSettingsRecord,
+    planned_mounts: crate::volumes::MountPoints,
 ) -> Result<Arc<Entry>, ApiError> {
+    let mut t = super::phases::Phases::new("create", id);
     let layers = {
         let (cid, iid) = (id.to_owned(), image_id.to_owned());
+        let ephemeral = host.auto_remove == Some(true);
         daemon
-            .blocking(move |d| crate::images::create_container_layers(&d.images, &cid, &iid))
+            .blocking(move |d| {
+                crate::images::create_container_layers(&d.images, &cid, &iid, ephemeral)
+            })
+            .await?
+    };
+    t.mark("layers");
+    let mount_points = {
+        let cid = id.to_owned();
+        daemon
+            .blocking(move |d| {
+                let points = crate::volumes::claim(d, &cid, planned_mounts)?;
+                crate::volumes::populate(d, &cid, &points)?;
+                Ok(points)
+            })
             .await?
     };
     let dir = daemon.container_dir(id);
@@ -227,6 +377,7 @@ async fn create_on_disk(
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
     let hostname = config.hostname.clone().unwrap_or_default();
     let paths = files::write_container_files(&dir, &hostname, &host, netmode)?;
+    t.mark("etc_files");
     let (path, args) = {
         let mut argv = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
@@ -257,10 +408,13 @@ async fn create_on_disk(
             upper_dir: layers.upper_dir.display().to_string(),
             work_dir: layers.work_dir.display().to_string(),
         },
+        mount_points,
         networking_config: networking,
+        network_settings,
         host_config: host,
     };
     files::save_record(&dir, &rec)?;
+    t.mark("record");
     Ok(Entry::new(rec))
 }
 

@@ -7,7 +7,7 @@ use berth_api::models::HostConfig;
 
 use super::network::NetMode;
 use super::record::ContainerRecord;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{Durability, write_file};
 
 /// Paths of the generated files.
 #[derive(Debug, Clone)]
@@ -29,24 +29,36 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> ApiError {
     ApiError::internal(format!("{what} {}: {e}", path.display()))
 }
 
+/// How much crash safety the files of a container with this host config need: an AutoRemove
+/// container never outlives a host crash (it is removed at the next start, as dockerd does),
+/// so its files are written without fsync.
+pub fn durability(host: &HostConfig) -> Durability {
+    if host.auto_remove == Some(true) {
+        Durability::Volatile
+    } else {
+        Durability::Durable
+    }
+}
+
 /// Writes hostname, hosts and resolv.conf for the container into `dir`.
 pub fn write_container_files(
     dir: &Path,
     hostname: &str,
     host: &HostConfig,
-    netmode: NetMode,
+    netmode: &NetMode,
 ) -> Result<EtcPaths, ApiError> {
     let paths = EtcPaths {
         hostname: dir.join("hostname"),
         hosts: dir.join("hosts"),
         resolv_conf: dir.join("resolv.conf"),
     };
-    write_atomic(&paths.hostname, format!("{hostname}\n").as_bytes())
+    let dur = durability(host);
+    write_file(&paths.hostname, format!("{hostname}\n").as_bytes(), dur)
         .map_err(|e| io_err("writing", &paths.hostname, e))?;
 
     let mut hosts = match netmode {
         NetMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        NetMode::None => String::from(
+        _ => String::from(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         ),
     };
@@ -56,17 +68,18 @@ pub fn write_container_files(
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    write_atomic(&paths.hosts, hosts.as_bytes()).map_err(|e| io_err("writing", &paths.hosts, e))?;
+    write_file(&paths.hosts, hosts.as_bytes(), dur)
+        .map_err(|e| io_err("writing", &paths.hosts, e))?;
 
     let resolv = resolv_conf(host, netmode);
-    write_atomic(&paths.resolv_conf, resolv.as_bytes())
+    write_file(&paths.resolv_conf, resolv.as_bytes(), dur)
         .map_err(|e| io_err("writing", &paths.resolv_conf, e))?;
     Ok(paths)
 }
 
 /// The container's resolv.conf: the host's, minus loopback nameservers (unreachable from a
 /// separate net namespace), with --dns/--dns-search/--dns-option applied.
-fn resolv_conf(host: &HostConfig, netmode: NetMode) -> String {
+fn resolv_conf(host: &HostConfig, netmode: &NetMode) -> String {
     let base = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let dns = host.dns.clone().unwrap_or_default();
     let search = host.dns_search.clone().unwrap_or_default();
@@ -79,7 +92,7 @@ fn resolv_conf(host: &HostConfig, netmode: NetMode) -> String {
                 continue;
             }
             let addr = t.split_whitespace().nth(1).unwrap_or("");
-            if netmode != NetMode::Host && (addr.starts_with("127.") || addr == "::1") {
+            if *netmode != NetMode::Host && (addr.starts_with("127.") || addr == "::1") {
                 continue;
             }
         }
@@ -104,16 +117,34 @@ fn resolv_conf(host: &HostConfig, netmode: NetMode) -> String {
     out
 }
 
-/// Writes config.v2.json and hostconfig.json atomically.
+/// Writes hostconfig.json and config.v2.json atomically (durably unless AutoRemove),
+/// config.v2.json last: it is the commit point of a create (recovery treats a dir without it
+/// as a create cut short), so it must never exist without its hostconfig.json.
 pub fn save_record(dir: &Path, rec: &ContainerRecord) -> Result<(), ApiError> {
     let cfg = serde_json::to_vec(rec)
         .map_err(|e| ApiError::internal(format!("encoding config.v2.json: {e}")))?;
     let hc = serde_json::to_vec(&rec.host_config)
         .map_err(|e| ApiError::internal(format!("encoding hostconfig.json: {e}")))?;
-    let p = dir.join("config.v2.json");
-    write_atomic(&p, &cfg).map_err(|e| io_err("writing", &p, e))?;
+    let dur = durability(&rec.host_config);
     let p = dir.join("hostconfig.json");
-    write_atomic(&p, &hc).map_err(|e| io_err("writing", &p, e))
+    write_file(&p, &hc, dur).map_err(|e| io_err("writing", &p, e))?;
+    let p = dir.join("config.v2.json");
+    write_file(&p, &cfg, dur).map_err(|e| io_err("writing", &p, e))
+}
+
+/// Suffix of a container dir being deleted (renamed away at `rm`, swept by recovery).
+pub const REMOVING_SUFFIX: &str = ".removing";
+
+/// Where a removed container's dir `dir` goes until its content is deleted.
+pub fn removing_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(REMOVING_SUFFIX);
+    dir.with_file_name(name)
+}
+
+/// Whether `name` (an entry of the containers dir) is a removed container's leftover.
+pub fn is_removing(name: &str) -> bool {
+    name.ends_with(REMOVING_SUFFIX)
 }
 
 /// Errors loading a container directory.

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerSummary, ContainerSummaryHostConfig,
-    ContainerSummaryNetworkSettings, DriverData, MountPoint, NetworkSettings,
+    ContainerSummaryNetworkSettings, DriverData, EndpointIpamConfig, EndpointSettings, MountPoint,
+    NetworkSettings, PortSummary,
 };
 
 use super::record::ContainerRecord;
@@ -91,22 +92,131 @@ pub fn status_text(rec: &ContainerRecord) -> String {
 }
 
 fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
+    crate::volumes::mounts::inspect_mounts(&crate::volumes::mounts::of_record(
+        &rec.mount_points,
+        &rec.host_config,
+    ))
+}
+
+/// A stable id for the container's network stack while it runs (Docker shows a sandbox id).
+fn sandbox_id(rec: &ContainerRecord) -> String {
+    if rec.network_settings.sandbox_key.is_empty() {
+        return String::new();
+    }
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        rec.network_settings.sandbox_key.as_bytes(),
+    ))
+}
+
+/// `NetworkSettings.Networks`: every network the container belongs to, with its live
+/// address while it runs.
+fn endpoint_settings(rec: &ContainerRecord) -> HashMap<String, EndpointSettings> {
+    rec.network_settings
+        .networks
+        .iter()
+        .map(|(name, a)| {
+            let ep = a.endpoint.as_ref();
+            let mut aliases = a.aliases.clone();
+            if ep.is_some() && !a.aliases.is_empty() {
+                aliases.push(rec.id[..12].to_owned());
+            }
+            let settings = EndpointSettings {
+                ipam_config: a.ipv4_address.map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip.to_string()),
+                    ..Default::default()
+                }),
+                links: None,
+                aliases: (!aliases.is_empty()).then_some(aliases),
+                mac_address: Some(ep.map(|e| e.mac.clone()).unwrap_or_default()),
+                driver_opts: None,
+                network_id: Some(a.network_id.clone()),
+                endpoint_id: Some(ep.map(|e| e.id.clone()).unwrap_or_default()),
+                gateway: Some(
+                    ep.and_then(|e| e.gateway)
+                        .map(|g| g.to_string())
+                        .unwrap_or_default(),
+                ),
+                ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
+                ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0)),
+                ipv6_gateway: Some(String::new()),
+                global_ipv6_address: Some(String::new()),
+                global_ipv6_prefix_len: Some(0),
+                ..Default::default()
+            };
+            (name.clone(), settings)
+        })
+        .collect()
+}
+
+/// The top-level `NetworkSettings` fields API < 1.44 has (the docker CLI's
+/// `{{.NetworkSettings.IPAddress}}`): filled from the default bridge's endpoint only, as
+/// Docker does; empty on user-defined networks.
+pub fn legacy_network_fields(rec: &ContainerRecord) -> serde_json::Map<String, serde_json::Value> {
+    let ep = rec
+        .network_settings
+        .networks
+        .get("bridge")
+        .and_then(|a| a.endpoint.as_ref());
+    let s = |f: &dyn Fn(&berth_network::Endpoint) -> String| ep.map(f).unwrap_or_default();
+    let v = serde_json::json!({
+        "Bridge": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": s(&|e| e.id.clone()),
+        "Gateway": s(&|e| e.gateway.map(|g| g.to_string()).unwrap_or_default()),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": s(&|e| e.ip.to_string()),
+        "IPPrefixLen": ep.map(|e| e.prefix_len).unwrap_or(0),
+        "IPv6Gateway": "",
+        "MacAddress": s(&|e| e.mac.clone()),
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// `Ports` of a `GET /containers/json` row.
+fn summary_ports(rec: &ContainerRecord) -> Vec<PortSummary> {
     let mut out = Vec::new();
-    for b in rec.host_config.binds.as_deref().unwrap_or(&[]) {
-        let p: Vec<&str> = b.split(':').collect();
-        if p.len() < 2 {
+    let ep = rec.network_settings.primary_endpoint();
+    for key in rec.config.exposed_ports.iter().flatten() {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let Ok(port) = port.parse::<u16>() else {
             continue;
+        };
+        let typ = serde_json::from_value(serde_json::json!(proto)).ok();
+        let published: Vec<_> = ep
+            .map(|e| {
+                e.ports
+                    .iter()
+                    .filter(|p| p.container_port == port && p.proto.as_str() == proto)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if published.is_empty() {
+            out.push(PortSummary {
+                ip: None,
+                private_port: port,
+                public_port: None,
+                typ,
+            });
         }
-        let mode = p.get(2).copied().unwrap_or("").to_owned();
-        out.push(MountPoint {
-            typ: serde_json::from_value(serde_json::json!("bind")).ok(),
-            source: Some(p[0].to_owned()),
-            destination: Some(p[1].to_owned()),
-            rw: Some(!mode.split(',').any(|m| m == "ro")),
-            mode: Some(mode),
-            propagation: Some("rprivate".into()),
-            ..Default::default()
-        });
+    }
+    if let Some(e) = ep {
+        for p in &e.ports {
+            out.push(PortSummary {
+                ip: Some(p.host_ip.to_string()),
+                private_port: p.container_port,
+                public_port: Some(p.host_port),
+                typ: serde_json::from_value(serde_json::json!(p.proto.as_str())).ok(),
+            });
+        }
     }
     out
 }
@@ -119,7 +229,6 @@ pub fn inspect(rec: &ContainerRecord) -> ContainerInspectResponse {
     data.insert("MergedDir".to_owned(), rec.graph_driver.merged_dir.clone());
     data.insert("UpperDir".to_owned(), rec.graph_driver.upper_dir.clone());
     data.insert("WorkDir".to_owned(), rec.graph_driver.work_dir.clone());
-    let net_mode = rec.host_config.network_mode.clone().unwrap_or_default();
     ContainerInspectResponse {
         id: Some(rec.id.clone()),
         created: Some(rec.created.clone()),
@@ -160,17 +269,10 @@ pub fn inspect(rec: &ContainerRecord) -> ContainerInspectResponse {
         mounts: Some(mounts(rec)),
         config: Some(rec.config.clone()),
         network_settings: Some(NetworkSettings {
-            sandbox_id: Some(String::new()),
-            sandbox_key: Some(String::new()),
-            ports: Some(HashMap::new()),
-            networks: Some(HashMap::from([(
-                if net_mode == "default" {
-                    "none".to_owned()
-                } else {
-                    net_mode
-                },
-                Default::default(),
-            )])),
+            sandbox_id: Some(sandbox_id(rec)),
+            sandbox_key: Some(rec.network_settings.sandbox_key.clone()),
+            ports: Some(crate::networks::attach::ports_map(rec)),
+            networks: Some(endpoint_settings(rec)),
         }),
         ..Default::default()
     }
@@ -191,7 +293,7 @@ pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
         image_id: Some(rec.image_id.clone()),
         command: Some(command),
         created: parse_time(&rec.created).map(|t| t.timestamp()),
-        ports: Some(Vec::new()),
+        ports: Some(summary_ports(rec)),
         labels: Some(rec.config.labels.clone().unwrap_or_default()),
         state: serde_json::from_value(serde_json::json!(rec.state.status())).ok(),
         status: Some(status_text(rec)),
@@ -200,14 +302,7 @@ pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
             ..Default::default()
         }),
         network_settings: Some(ContainerSummaryNetworkSettings {
-            networks: Some(HashMap::from([(
-                if net_mode == "default" {
-                    "none".to_owned()
-                } else {
-                    net_mode
-                },
-                Default::default(),
-            )])),
+            networks: Some(endpoint_settings(rec)),
         }),
         mounts: Some(mounts(rec)),
         ..Default::default()

@@ -8,13 +8,15 @@ use berth_api::ApiError;
 use berth_api::types::{WaitError, WaitResponse};
 use serde_json::{Value, json};
 
-use super::files::{now_rfc3339, save_record};
+use super::files::{self, now_rfc3339, save_record};
 use super::network::NetMode;
+use super::phases::Phases;
 use super::shim::{self, ShimError, SpawnArgs};
 use super::signal;
 use super::store::{Entry, lock};
 use crate::daemon::Daemon;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{Durability, write_file};
+use crate::networks::attach;
 
 /// Outcome of a start/stop that may have been a no-op (HTTP 304).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,7 @@ pub async fn start(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<Outcome, 
 /// Starts the container; the caller holds `entry.op`.
 async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), ApiError> {
     let id = entry.id.clone();
+    let mut t = Phases::new("start", &id);
     let rec = entry.snapshot();
     let netmode = NetMode::parse(
         rec.host_config.network_mode.as_deref().unwrap_or("default"),
@@ -110,6 +113,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             .blocking(move |d| d.images.mount(&id).map_err(crate::images::api_error))
             .await?
     };
+    t.mark("mount");
     let state_dir = daemon.state_dir(&id);
     let prep = || -> std::io::Result<()> {
         std::fs::create_dir_all(&state_dir)?;
@@ -133,14 +137,45 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         let _ = persist(daemon, entry);
         err
     };
-    let spec = match super::spec::generate(&rec, &rootfs, netmode) {
+    let vrec = rec.clone();
+    if let Err(e) = daemon
+        .blocking(move |d| crate::volumes::activate(d, &vrec))
+        .await
+    {
+        return Err(fail(e, 128));
+    }
+    let unmount = || async {
+        let did = id.clone();
+        let _ = daemon
+            .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
+            .await;
+    };
+    let netns = match join_network(daemon, entry, &netmode).await {
+        Ok(p) => p,
+        Err(e) => {
+            unmount().await;
+            return Err(fail(e, 128));
+        }
+    };
+    let rec = entry.snapshot();
+    let spec = match super::spec::generate(&rec, &rootfs, &netmode, netns.as_deref()) {
         Ok(s) => s,
-        Err(e) => return Err(fail(e, 128)),
+        Err(e) => {
+            attach::release_all(daemon, entry).await;
+            unmount().await;
+            return Err(fail(e, 128));
+        }
     };
     let spec_bytes = serde_json::to_vec_pretty(&spec)
         .map_err(|e| ApiError::internal(format!("encoding config.json: {e}")))?;
-    write_atomic(&state_dir.join("config.json"), &spec_bytes)
-        .map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
+    // The bundle lives in the exec root (tmpfs by design): atomic, never synced.
+    write_file(
+        &state_dir.join("config.json"),
+        &spec_bytes,
+        Durability::Volatile,
+    )
+    .map_err(|e| ApiError::internal(format!("writing config.json: {e}")))?;
+    t.mark("spec");
 
     let tty = rec.config.tty == Some(true);
     let log_path = std::path::PathBuf::from(&rec.log_path);
@@ -161,12 +196,11 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         log_max_files,
     })
     .await;
+    t.mark("shim_create");
     if let Err(e) = &ready {
         let (api, code) = start_error(e, &rec.path);
-        let did = id.clone();
-        let _ = daemon
-            .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
-            .await;
+        attach::release_all(daemon, entry).await;
+        unmount().await;
         return Err(fail(api, code));
     }
     let sock = shim_sock(daemon, &id);
@@ -174,6 +208,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
         && netmode == NetMode::None
     {
         loopback_up(r.pid).await;
+        t.mark("lo_up");
     }
 
     // Clients that attached before start get their streams now, before the process runs.
@@ -184,9 +219,11 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             .map_err(|e| ApiError::internal(format!("attaching to the container: {e}")));
         let _ = p.tx.send(r);
     }
+    t.mark("attach");
 
     match shim::call(&sock, json!({"op": "start"})).await {
         Ok(v) => {
+            t.mark("shim_start");
             let pid = v.get("pid").and_then(Value::as_i64).unwrap_or(0);
             entry.with(|r| {
                 r.state.running = true;
@@ -202,41 +239,72 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
             *lock(&entry.unclaimed_exit) = false;
             entry.lifecycle.send_modify(|l| l.running = true);
             persist(daemon, entry)?;
+            t.mark("persist");
             daemon.events.container(&entry.snapshot(), "start", &[]);
             spawn_watcher(daemon.clone(), entry.clone());
             Ok(())
         }
         Err(e) => {
             let (api, code) = start_error(&e, &rec.path);
-            let _ = shim::call(&sock, json!({"op": "delete"})).await;
-            let did = id.clone();
-            let _ = daemon
-                .blocking(move |d| d.images.unmount(&did).map_err(crate::images::api_error))
-                .await;
+            // The init may still sit in "created": delete alone would leave the shim behind.
+            if let Err(e) = shim::discard(&sock).await {
+                tracing::warn!(id = %id, error = %e, "releasing the shim after a failed start");
+            }
+            attach::release_all(daemon, entry).await;
+            unmount().await;
             Err(fail(api, code))
         }
     }
 }
 
+/// Sets up the container's network before its spec is written: bridge endpoints in a pinned
+/// netns, or the namespace, hostname and /etc files of the container it shares (`container:`).
+/// Returns the netns to join (`None`: the runtime makes one, or none for `host`).
+async fn join_network(
+    daemon: &Arc<Daemon>,
+    entry: &Arc<Entry>,
+    netmode: &NetMode,
+) -> Result<Option<std::path::PathBuf>, ApiError> {
+    match netmode {
+        NetMode::Bridge => Ok(Some(attach::connect_all(daemon, entry).await?)),
+        NetMode::Container(other) => {
+            let o = daemon.containers.get(other)?;
+            let orec = o.snapshot();
+            if !orec.state.running || orec.state.pid <= 0 {
+                return Err(ApiError::conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    orec.id
+                )));
+            }
+            entry.with(|r| {
+                r.hosts_path = orec.hosts_path.clone();
+                r.resolv_conf_path = orec.resolv_conf_path.clone();
+                r.hostname_path = orec.hostname_path.clone();
+                r.config.hostname = orec.config.hostname.clone();
+                r.config.domainname = orec.config.domainname.clone();
+            });
+            Ok(Some(std::path::PathBuf::from(format!(
+                "/proc/{}/ns/net",
+                orec.state.pid
+            ))))
+        }
+        NetMode::None | NetMode::Host => Ok(None),
+    }
+}
+
 /// Brings `lo` up in the created container's net namespace (Docker's `none` network has a
-/// working loopback). berthd never enters namespaces itself: a short-lived `nsenter` does.
+/// working loopback), from a short-lived thread ([`super::loopback`]).
 async fn loopback_up(pid: i64) {
     if pid <= 0 {
         return;
     }
-    let out = tokio::process::Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .args(["ip", "link", "set", "lo", "up"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await;
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            tracing::warn!(pid, stderr = %String::from_utf8_lossy(&o.stderr).trim(), "bringing up lo failed; the container's loopback stays down")
+    match tokio::task::spawn_blocking(move || super::loopback::up(pid)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(pid, error = %e, "bringing up lo failed; the container's loopback stays down")
         }
         Err(e) => {
-            tracing::warn!(pid, error = %e, "running nsenter to bring up lo failed; the container's loopback stays down")
+            tracing::warn!(pid, error = %e, "bringing up lo failed; the container's loopback stays down")
         }
     }
 }
@@ -281,7 +349,9 @@ pub fn spawn_watcher(daemon: Arc<Daemon>, entry: Arc<Entry>) {
                 }
             },
         };
+        let t = Phases::new("record_exit", &entry.id);
         record_exit(&daemon, &entry, code, at, oom);
+        drop(t);
         after_exit(daemon, entry).await;
     });
 }
@@ -313,12 +383,16 @@ pub fn record_exit(daemon: &Daemon, entry: &Entry, code: i64, at: String, oom: b
 /// After an exit: let attach streams drain, release the shim and the rootfs, then apply
 /// AutoRemove or the restart policy.
 pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
+    let mut t = Phases::new("after_exit", &entry.id);
     let mut attached = entry.attached.subscribe();
     let _ = attached.wait_for(|n| *n == 0).await;
+    t.mark("attach_drained");
     let sock = shim_sock(&daemon, &entry.id);
     if let Err(e) = shim::call(&sock, json!({"op": "delete"})).await {
         tracing::debug!(id = %entry.id, error = %e, "shim delete after exit");
     }
+    t.mark("shim_delete");
+    attach::release_all(&daemon, &entry).await;
     let id = entry.id.clone();
     if let Err(e) = daemon
         .blocking(move |d| d.images.unmount(&id).map_err(crate::images::api_error))
@@ -326,9 +400,19 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     {
         tracing::warn!(id = %entry.id, error = %e, "unmounting rootfs after exit");
     }
+    t.mark("unmount");
     let rec = entry.snapshot();
+    let vrec = rec.clone();
+    let _ = daemon
+        .blocking(move |d| {
+            crate::volumes::deactivate(d, &vrec);
+            Ok(())
+        })
+        .await;
     if rec.host_config.auto_remove == Some(true) {
-        if let Err(e) = remove(&daemon, &entry, true).await {
+        let res = remove(&daemon, &entry, true).await;
+        t.mark("remove");
+        if let Err(e) = res {
             tracing::warn!(id = %entry.id, error = %e, "auto-removing container");
         }
         return;
@@ -450,8 +534,10 @@ async fn stop_locked(
         r.has_been_manually_stopped = true;
         r.state.restarting = false;
     });
+    // On disk before the signal: a berthd killed mid-stop must not restart an
+    // `unless-stopped` container the user stopped.
+    let _ = persist(daemon, entry);
     if !rec.state.running {
-        let _ = persist(daemon, entry);
         return Ok(Outcome::NotModified);
     }
     let sig = signal::parse(
@@ -615,6 +701,7 @@ pub fn wait_failed(msg: String) -> WaitResponse {
 /// `DELETE /containers/{id}`.
 pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Result<(), ApiError> {
     let _op = entry.op.lock().await;
+    let mut t = Phases::new("remove", &entry.id);
     let st = entry.with(|r| r.state.clone());
     if st.removal_in_progress {
         return Err(ApiError::conflict(format!(
@@ -643,43 +730,81 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
         r.state.restarting = false;
     });
     let _ = persist(daemon, entry);
+    t.mark("persist");
     let sock = shim_sock(daemon, &entry.id);
     if sock.exists() {
-        let _ = shim::call(&sock, json!({"op": "delete"})).await;
+        let _ = shim::discard(&sock).await;
     }
+    t.mark("shim_delete");
+    attach::release_all(daemon, entry).await;
     let id = entry.id.clone();
     let res = daemon
         .blocking(move |d| {
             d.images
-                .remove_container_layers(&id)
+                .detach_container_layers(&id)
                 .map_err(crate::images::api_error)
         })
         .await;
-    if let Err(e) = res {
-        entry.with(|r| {
-            r.state.removal_in_progress = false;
-            r.state.dead = true;
-        });
-        let _ = persist(daemon, entry);
-        return Err(ApiError::internal(format!(
-            "unable to remove filesystem for {}: {}",
-            entry.id, e.message
-        )));
-    }
-    let _ = std::fs::remove_dir_all(daemon.state_dir(&entry.id));
+    t.mark("layers");
+    // No layers left is what removal wants (a removal cut short by a crash got that far).
+    let trash = match res {
+        Ok(trash) => Some(trash),
+        Err(e) if e.http_status() == 404 => None,
+        Err(e) => {
+            entry.with(|r| {
+                r.state.removal_in_progress = false;
+                r.state.dead = true;
+            });
+            let _ = persist(daemon, entry);
+            return Err(ApiError::internal(format!(
+                "unable to remove filesystem for {}: {}",
+                entry.id, e.message
+            )));
+        }
+    };
+    // The container dir leaves under a name recovery sweeps; its content (and the layers'
+    // and the state dir's) is deleted off the request path: unlinking dozens of entries
+    // waits on the filesystem journal, tens of ms on a busy disk.
     let dir = daemon.container_dir(&entry.id);
-    if let Err(e) = std::fs::remove_dir_all(&dir)
+    let gone = files::removing_path(&dir);
+    if let Err(e) = std::fs::rename(&dir, &gone)
         && e.kind() != std::io::ErrorKind::NotFound
     {
+        if let Some(t) = trash {
+            t.purge();
+        }
         return Err(ApiError::internal(format!(
             "removing {}: {e}",
             dir.display()
         )));
     }
+    let state_dir = daemon.state_dir(&entry.id);
+    tokio::task::spawn_blocking(move || {
+        if let Some(t) = trash {
+            t.purge();
+        }
+        for d in [state_dir, gone] {
+            if let Err(e) = std::fs::remove_dir_all(&d)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %d.display(), error = %e, "removing a removed container's dir");
+            }
+        }
+    });
+    t.mark("dirs");
     let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
     daemon.events.container(&entry.snapshot(), "destroy", &[]);
     daemon.containers.remove(&entry.id);
     daemon.note_removed(&entry.id, &name, code);
+    // AutoRemove (`--rm`) takes the container's anonymous volumes with it, as dockerd does.
+    let vrec = entry.snapshot();
+    let _ = daemon
+        .blocking(move |d| {
+            let anon = vrec.host_config.auto_remove == Some(true);
+            crate::volumes::release(d, &vrec, anon);
+            Ok(())
+        })
+        .await;
     entry.lifecycle.send_modify(|l| l.removed = true);
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::record::ContainerRecord;
 use crate::daemon::Daemon;
 
 const FILTERS: &[&str] = &[
-    "status", "label", "name", "id", "ancestor", "before", "since", "exited",
+    "status", "label", "name", "id", "ancestor", "before", "since", "exited", "volume",
 ];
 
 /// Lists containers per Docker's rules.
@@ -91,6 +91,14 @@ pub fn list(daemon: &Daemon, q: &ContainerListQuery) -> Result<Vec<ContainerSumm
             }
         }
         if !filters.match_labels("label", &rec.config.labels.clone().unwrap_or_default()) {
+            continue;
+        }
+        if filters.contains("volume")
+            && !crate::volumes::mounts::matches_volume_filter(
+                &rec.mount_points,
+                &filters.get("volume"),
+            )
+        {
             continue;
         }
         if filters.contains("ancestor") {

@@ -4,7 +4,7 @@
 //! - [`store`]: the in-memory table and name/id lookups.
 //! - [`names`]: name validation and random names.
 //! - [`create`], [`lifecycle`], [`list`], [`inspect`], [`logs`]: the verbs.
-//! - [`spec`]: the OCI spec; [`network`]: supported network modes.
+//! - [`spec`]: the OCI spec; [`network`]: supported network modes; [`loopback`]: `lo` up.
 //! - [`shim`]: the berthd ↔ berth-shim contract; [`recovery`]: daemon start-up.
 
 pub mod create;
@@ -13,8 +13,10 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod list;
 pub mod logs;
+pub mod loopback;
 pub mod names;
 pub mod network;
+pub mod phases;
 pub mod record;
 pub mod recovery;
 pub mod shim;

@@ -136,9 +136,15 @@ pub struct ContainerRecord {
     pub resolv_conf_path: String,
     /// Layer paths.
     pub graph_driver: GraphRecord,
+    /// Volumes, binds and tmpfs mounts by destination (see `crate::volumes::mounts`).
+    #[serde(default)]
+    pub mount_points: crate::volumes::MountPoints,
     /// Networking config as sent at create.
     #[serde(default)]
     pub networking_config: Option<NetworkingConfig>,
+    /// The networks the container belongs to and, while it runs, its endpoints.
+    #[serde(default)]
+    pub network_settings: crate::networks::attach::NetworkSettingsRecord,
     /// Not part of config.v2.json: stored as hostconfig.json next to it.
     #[serde(skip)]
     pub host_config: HostConfig,

@@ -244,6 +244,40 @@ pub async fn call(sock: &Path, req: Value) -> Result<Value, ShimError> {
     check_ok(v)
 }
 
+/// How long [`discard`] may take before the shim is given up on.
+const DISCARD_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Gets rid of a shim whatever state its container is in. `delete` alone only works after the
+/// init exited; a container that was created but never started (a start that failed, or was
+/// cut short by a berthd crash) or is still running would keep its shim, init, cgroups and
+/// runtime state forever. So: thaw, SIGKILL the init, wait for its exit, then delete.
+pub async fn discard(sock: &Path) -> Result<(), ShimError> {
+    let work = async {
+        let st = call(sock, json!({"op": "state"})).await?;
+        let status = st.get("status").and_then(Value::as_str).unwrap_or("");
+        if status != "stopped" {
+            if status == "paused" {
+                let _ = call(sock, json!({"op": "resume"})).await;
+            }
+            let _ = call(
+                sock,
+                json!({"op": "kill", "signal": libc::SIGKILL, "all": false}),
+            )
+            .await;
+            call(sock, json!({"op": "wait"})).await?;
+        }
+        call(sock, json!({"op": "delete"})).await.map(|_| ())
+    };
+    tokio::time::timeout(DISCARD_LIMIT, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ShimError::Io {
+                path: sock.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            })
+        })
+}
+
 /// Opens an attach stream: after the `ok` line the connection carries the raw streams.
 pub async fn attach(
     sock: &Path,

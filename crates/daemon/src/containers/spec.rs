@@ -126,29 +126,7 @@ pub fn validate_host_config(h: &HostConfig) -> Result<(), ApiError> {
             )));
         }
     }
-    if h.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(ApiError::not_implemented(
-            "--volumes-from not supported yet",
-        ));
-    }
-    for b in h.binds.as_deref().unwrap_or(&[]) {
-        let src = b.split(':').next().unwrap_or("");
-        if !src.starts_with('/') {
-            return Err(ApiError::not_implemented(format!(
-                "named volumes not supported yet ({b})"
-            )));
-        }
-    }
-    if let Some(mounts) = &h.mounts {
-        for m in mounts {
-            let t = m.typ.map(|t| t.to_string()).unwrap_or_default();
-            if t != "bind" && t != "tmpfs" {
-                return Err(ApiError::not_implemented(format!(
-                    "mount type {t:?} not supported yet"
-                )));
-            }
-        }
-    }
+    // Binds, Mounts and VolumesFrom are checked by `crate::volumes::plan`.
     Ok(())
 }
 
@@ -423,47 +401,10 @@ fn mounts(rec: &ContainerRecord, h: &HostConfig) -> Vec<Value> {
     ] {
         m.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
-    for b in h.binds.as_deref().unwrap_or(&[]) {
-        let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() < 2 {
-            continue;
-        }
-        let mut opts = vec!["rbind".to_owned()];
-        let mode = parts.get(2).copied().unwrap_or("");
-        opts.push(
-            if mode.split(',').any(|o| o == "ro") {
-                "ro"
-            } else {
-                "rw"
-            }
-            .to_owned(),
-        );
-        opts.push("rprivate".to_owned());
-        m.push(
-            json!({"destination": parts[1], "type": "bind", "source": parts[0], "options": opts}),
-        );
-    }
-    for mt in h.mounts.as_deref().unwrap_or(&[]) {
-        let t = mt.typ.map(|t| t.to_string()).unwrap_or_default();
-        let target = mt.target.clone().unwrap_or_default();
-        if t == "bind" {
-            let mut opts = vec!["rbind", "rprivate"];
-            opts.push(if mt.read_only == Some(true) {
-                "ro"
-            } else {
-                "rw"
-            });
-            m.push(json!({"destination": target, "type": "bind", "source": mt.source.clone().unwrap_or_default(), "options": opts}));
-        } else if t == "tmpfs" {
-            let mut opts = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
-            if let Some(sz) = mt.tmpfs_options.as_ref().and_then(|o| o.size_bytes) {
-                opts.push(format!("size={sz}"));
-            }
-            m.push(
-                json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}),
-            );
-        }
-    }
+    // Volumes, binds and `--mount`s, parsed at create (`crate::volumes::mounts`).
+    m.extend(crate::volumes::mounts::oci_mounts(
+        &crate::volumes::mounts::of_record(&rec.mount_points, h),
+    ));
     for (dest, opts) in h.tmpfs.clone().unwrap_or_default() {
         let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
         o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
@@ -552,8 +493,15 @@ pub fn init_env(rec: &ContainerRecord) -> Vec<String> {
     env
 }
 
-/// The whole config.json for the container's init.
-pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Result<Value, ApiError> {
+/// The whole config.json for the container's init. `netns` is the network namespace to join
+/// (a pinned one for bridge networks, another container's for `container:`); `None` makes
+/// the runtime create a fresh one (`none`) unless the mode is `host`.
+pub fn generate(
+    rec: &ContainerRecord,
+    rootfs: &Path,
+    netmode: &NetMode,
+    netns: Option<&Path>,
+) -> Result<Value, ApiError> {
     let h = &rec.host_config;
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
@@ -570,10 +518,12 @@ pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Resul
     )?;
     let privileged = h.privileged == Some(true);
     let mut namespaces = vec![json!({"type": "mount"})];
-    if netmode != NetMode::Host {
-        namespaces.push(json!({"type": "network"}));
+    match (netmode, netns) {
+        (NetMode::Host, _) => {}
+        (_, Some(p)) => namespaces.push(json!({"type": "network", "path": p})),
+        (_, None) => namespaces.push(json!({"type": "network"})),
     }
-    if h.uts_mode.as_deref() != Some("host") && netmode != NetMode::Host {
+    if h.uts_mode.as_deref() != Some("host") && *netmode != NetMode::Host {
         namespaces.push(json!({"type": "uts"}));
     }
     if h.pid_mode.as_deref() != Some("host") {
@@ -615,7 +565,7 @@ pub fn generate(rec: &ContainerRecord, rootfs: &Path, netmode: NetMode) -> Resul
         "mounts": mounts(rec, h),
         "linux": linux,
     });
-    if netmode != NetMode::Host {
+    if *netmode != NetMode::Host {
         spec["hostname"] = json!(rec.config.hostname.clone().unwrap_or_default());
     }
     Ok(spec)

@@ -48,6 +48,9 @@ pub struct Berthd {
     pub sock: PathBuf,
     pub docker_config: PathBuf,
     extra: Vec<String>,
+    /// The private network namespace berthd runs in (`start_networked`), removed on drop with
+    /// everything berthd created in it (bridges, veths, nftables table).
+    pub netns: Option<String>,
 }
 
 /// The berth-shim binary next to berthd (built on demand: cargo only builds this package's
@@ -66,8 +69,60 @@ pub fn shim_binary() -> PathBuf {
 }
 
 impl Berthd {
-    /// Starts berthd with extra flags and waits until `/_ping` answers.
+    /// Starts berthd in a network namespace of its own with bridge networking on (default
+    /// bridge `berth0`): its bridges, veths and nftables table cannot meet another test's.
+    pub fn start_networked(extra: &[&str]) -> Berthd {
+        let name = format!(
+            "berth-t{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {name}");
+        let ok = Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "lo up in {name}");
+        let mut args: Vec<&str> = vec!["--bridge", "berth0"];
+        args.extend_from_slice(extra);
+        Self::start_inner(&args, Some(name))
+    }
+
+    /// Runs a command in berthd's network namespace (the "host" of its containers).
+    pub fn host_cmd(&self, args: &[&str]) -> Output {
+        let ns = self.netns.as_deref().expect("start_networked");
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts berthd with extra flags and waits until `/_ping` answers. Without a `--bridge`
+    /// flag it runs with `--bridge none` (no default bridge in the host's namespace).
     pub fn start_with(extra: &[&str]) -> Berthd {
+        let mut args: Vec<&str> = extra.to_vec();
+        if !extra
+            .iter()
+            .any(|a| *a == "--bridge" || a.starts_with("--bridge="))
+        {
+            args.extend(["--bridge", "none"]);
+        }
+        Self::start_inner(&args, None)
+    }
+
+    fn start_inner(extra: &[&str], netns: Option<String>) -> Berthd {
         let root = tempfile::Builder::new()
             .prefix("berthd-test")
             .tempdir()
@@ -89,6 +144,7 @@ impl Berthd {
             sock,
             docker_config,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            netns,
         };
         b.spawn();
         b
@@ -102,7 +158,17 @@ impl Berthd {
             .append(true)
             .open(self.root.path().join("berthd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_berthd"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_berthd")),
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(self.root.path().join("data"))
             .arg("--exec-root")
@@ -146,6 +212,14 @@ impl Berthd {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.spawn();
+    }
+
+    /// Stops berthd (SIGTERM) and starts it again on the same roots with `extra` as its only
+    /// extra flags (in place of the ones it was started with).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.stop();
+        self.extra = extra.iter().map(|s| (*s).to_owned()).collect();
         self.spawn();
     }
 
@@ -235,6 +309,9 @@ impl Drop for Berthd {
         unmount_under(self.root.path());
         unmount_under(&self.exec_root);
         let _ = std::fs::remove_dir_all(&self.exec_root);
+        if let Some(ns) = &self.netns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
     }
 }
 

@@ -249,6 +249,49 @@ impl RepoClient {
         }
     }
 
+    /// A client for the registry at `domain` itself, with no repository scope: what
+    /// `docker login` checks credentials against.
+    pub fn for_registry(domain: &str, creds: AuthConfig, insecure: &[String]) -> RepoClient {
+        let ep = Endpoint::for_domain(domain, insecure);
+        RepoClient {
+            base: ep.base,
+            repo: String::new(),
+            creds,
+            scopes: Vec::new(),
+            challenge: Mutex::new(None),
+            authz: Mutex::new(None),
+        }
+    }
+
+    /// `docker login`: `GET /v2/` with the credentials (a token fetched with them first when
+    /// the registry wants one). Ok when the registry accepts them, or asks for none.
+    pub async fn check_login(&self) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/", self.base);
+        let resp = self
+            .send(Method::GET, &url, &HeaderMap::new(), h::empty)
+            .await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(RegistryError::Registry {
+                status: 401,
+                code: "UNAUTHORIZED".into(),
+                message: format!(
+                    "login attempt to {url} failed with status: {} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                ),
+            });
+        }
+        let hdrs = resp.headers().clone();
+        let data = h::read_body(resp, &url, MANIFEST_LIMIT)
+            .await
+            .map_err(http_err(&Method::GET, &url))?;
+        Err(status_error(status, &hdrs, &data))
+    }
+
     /// Repository path (`library/busybox`).
     pub fn repo(&self) -> &str {
         &self.repo

@@ -157,6 +157,7 @@ pub fn request(id: &str, ns: &Netns) -> EndpointRequest {
         ifname: "eth0".into(),
         ip: None,
         ports: vec![],
+        default_route: true,
     }
 }
 

@@ -177,6 +177,17 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn create_dirs(&self) -> Result<(), CgroupError> {
+        self.create()
+    }
+
+    fn self_join(&self) -> super::SelfJoin {
+        super::SelfJoin {
+            clone_into: self.unified_dir().map(Path::to_path_buf),
+            tasks: self.dirs.iter().map(|d| d.dir.join("tasks")).collect(),
+        }
+    }
+
     fn set(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         v1_resources::set(self, resources)
     }

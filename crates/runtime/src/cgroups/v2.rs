@@ -129,6 +129,17 @@ impl CgroupManager for V2Manager {
         fs::attach(&self.dir, pid)
     }
 
+    fn create_dirs(&self) -> Result<(), CgroupError> {
+        self.create()
+    }
+
+    fn self_join(&self) -> super::SelfJoin {
+        super::SelfJoin {
+            clone_into: Some(self.dir.clone()),
+            tasks: Vec::new(),
+        }
+    }
+
     fn set(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         v2_resources::set(&self.dir, resources)
     }

@@ -2,7 +2,7 @@
 //! it in its cgroup, write id maps, run the runtime-namespace hooks, and leave the init
 //! waiting for `start`. Any failure undoes everything done so far.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use super::{Container, cgroup_path, hook_state, manager, write_pid_file};
@@ -67,7 +67,6 @@ impl Drop for Cleanup {
 /// [`Container::start`].
 pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     state::validate_id(&opts.id)?;
-    let mut primer = crate::process::prime::adopt_or_start();
     crate::timing::mark("create: start");
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io(format!("bundle {}", opts.bundle.display()), e))?;
@@ -98,7 +97,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     };
     let spec_json = serde_json::to_vec(spec)
         .map_err(|e| RuntimeError::io("serializing spec", std::io::Error::other(e)))?;
-    // Not fsynced: until the durable `created` record exists, a crash leaves nothing to keep.
+    // Not fsynced, like every runtime state file (see crate::state's docs on durability).
     state::write_file(&dir.path().join(state::CONFIG_FILE), &spec_json, false)
         .map_err(|e| RuntimeError::io("saving config.json", e))?;
 
@@ -121,15 +120,69 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
     );
 
     let cg_path = cgroup_path(spec, &opts.id);
+    // The cgroup exists, with its limits, before the init: the init then enters it at clone
+    // (cgroup2) and by moving itself (v1 `tasks`), never through the global attach lock (see
+    // cgroups::SelfJoin). A user-namespaced init cannot write the host's cgroupfs as itself,
+    // so the parent places it the classic way, after the clone.
+    let mut join = None;
+    if let Some(cg) = manager(&cg_path)?
+        && !plan.new_user_ns
+        && rustix::process::geteuid().is_root()
+    {
+        cleanup.cgroup = Some(cg);
+        if let Some(cg) = &cleanup.cgroup {
+            cg.create_dirs()?;
+            if let Some(res) = super::resources::effective(spec) {
+                cg.set(&res)?;
+            }
+            join = Some(cg.self_join());
+        }
+    }
+    // The classic way pays the lock's RCU grace period: start it now so it overlaps the clone.
+    let mut primer = join.is_none().then(crate::process::prime::start);
+    let into_fd = join
+        .as_ref()
+        .and_then(|j| j.clone_into.as_ref())
+        .and_then(|d| {
+            rustix::fs::open(
+                d,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()
+        });
     let pid_ns_guard = match &plan.join_pid {
         Some(fd) => Some(PidForChildren::enter(fd)?),
         None => None,
     };
-    let forked =
-        clone::fork_with_namespaces(plan.clone_flags).map_err(|e| RuntimeError::io("clone3", e))?;
+    let forked = match (&join, &into_fd) {
+        (Some(j), Some(fd)) if j.clone_into.is_some() => {
+            match clone::fork_into(plan.clone_flags, Some(fd.as_fd())) {
+                Ok(f) => Ok(f),
+                // Not placeable at clone (an old kernel, a cgroup2 dir that cannot take
+                // processes): place the classic way instead.
+                Err(_) => {
+                    join = None;
+                    primer = Some(crate::process::prime::start());
+                    clone::fork_with_namespaces(plan.clone_flags)
+                }
+            }
+        }
+        (Some(j), None) if j.clone_into.is_some() => {
+            join = None;
+            primer = Some(crate::process::prime::start());
+            clone::fork_with_namespaces(plan.clone_flags)
+        }
+        _ => clone::fork_with_namespaces(plan.clone_flags),
+    }
+    .map_err(|e| RuntimeError::io("clone3", e))?;
     let Some(Child { pid, pidfd }) = forked else {
         drop(parent_ch);
         let cfg = InitConfig {
+            join_tasks: join.as_ref().map(|j| j.tasks.as_slice()).unwrap_or(&[]),
+            wait_continue: join.is_none() || plan.new_user_ns,
             spec,
             rootfs: &loaded.rootfs,
             plan: &plan,
@@ -142,7 +195,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         };
         clone::run_child(|| init::run(cfg, child_ch));
     };
-    drop(pid_ns_guard);
+    drop((pid_ns_guard, into_fd));
     cleanup.child = Some(pid);
     crate::timing::mark("create: cloned");
     drop((child_ch, listener, console, opts.stdio));
@@ -174,36 +227,44 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
 
     // Parent side of the handshake; the child's own error wins over our follow-up errors.
     let result = (|| -> Result<(), RuntimeError> {
-        if let Some(cg) = manager(&cg_path)? {
-            primer.reap();
-            crate::timing::mark("create: primer reaped");
-            cg.apply(pid)?;
-            cleanup.cgroup = Some(cg);
-        }
-        if let Some(cg) = &cleanup.cgroup
-            && let Some(res) = super::resources::effective(spec)
+        if join.is_none()
+            && let Some(cg) = match cleanup.cgroup.take() {
+                Some(cg) => Some(cg),
+                None => manager(&cg_path)?,
+            }
         {
-            cg.set(&res)?;
+            if let Some(p) = primer.as_mut() {
+                p.reap();
+            }
+            crate::timing::mark("create: primer reaped");
+            cleanup.cgroup = Some(cg);
+            if let Some(cg) = &cleanup.cgroup {
+                cg.apply(pid)?;
+                if let Some(res) = super::resources::effective(spec) {
+                    cg.set(&res)?;
+                }
+            }
         }
         if plan.new_user_ns {
             namespaces::write_id_maps(pid, spec)?;
         }
-        parent_ch.send(&Msg::Continue)?;
+        if join.is_none() || plan.new_user_ns {
+            parent_ch.send(&Msg::Continue)?;
+        }
         crate::timing::mark("create: cgroup placed");
-        // Make the record durable while the init builds its filesystem (overlaps the fsyncs
-        // with the mounts); the `created` update below then only needs an atomic rename.
-        dir.write_record(&record)?;
-        parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
-        let creating = hook_state(&record, Status::Creating);
-        hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
-        hooks::run_all(
-            Kind::CreateRuntime,
-            &hooks::of(spec, Kind::CreateRuntime),
-            &creating,
-        )?;
-        parent_ch.send(&Msg::HooksDone {
-            state_json: creating,
-        })?;
+        if hooks::create_sync_needed(spec) {
+            parent_ch.expect("run-runtime-hooks", |m| *m == Msg::RunRuntimeHooks)?;
+            let creating = hook_state(&record, Status::Creating);
+            hooks::run_all(Kind::Prestart, &hooks::of(spec, Kind::Prestart), &creating)?;
+            hooks::run_all(
+                Kind::CreateRuntime,
+                &hooks::of(spec, Kind::CreateRuntime),
+                &creating,
+            )?;
+            parent_ch.send(&Msg::HooksDone {
+                state_json: creating,
+            })?;
+        }
         parent_ch.expect("ready", |m| *m == Msg::Ready)?;
         crate::timing::mark("create: init ready");
         Ok(())

@@ -20,10 +20,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuntimeError> {
     let c = match load(root, id) {
         Ok(c) => c,
         // A dir without state.json: a create that died before its first write. Nothing runs
-        // and nothing else was made; remove the dir so the id is usable again.
-        Err(RuntimeError::State(crate::state::StateError::NotFound(_)))
-            if root.join(id).is_dir() =>
-        {
+        // and nothing else was made; remove the dir so the id is usable again. The same for an
+        // unparsable record: state.json is renamed into place whole, so only a power cut (the
+        // record is not fsynced) leaves one, and that killed whatever it described.
+        Err(RuntimeError::State(
+            crate::state::StateError::NotFound(_) | crate::state::StateError::Parse { .. },
+        )) if root.join(id).is_dir() => {
             return std::fs::remove_dir_all(root.join(id))
                 .map_err(|e| RuntimeError::io(format!("removing {}", root.join(id).display()), e));
         }

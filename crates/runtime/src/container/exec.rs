@@ -89,7 +89,6 @@ pub fn exec(
     process: &Process,
     opts: ExecOptions,
 ) -> Result<ExecProcess, RuntimeError> {
-    let mut primer = crate::process::prime::adopt_or_start();
     let c = load(root, id)?;
     let status = c.status();
     if !matches!(status, Status::Running | Status::Created) {
@@ -120,17 +119,37 @@ pub fn exec(
     let child_ch = Channel::from_fd(
         socket::fd_above(child_ch.into_fd(), min_fd).map_err(io_err("moving fd"))?,
     );
+    // Like create: the new process enters the cgroup at clone (cgroup2) and by moving itself
+    // (v1 `tasks`, through fds opened here), not through the global attach lock's grace period.
+    let cg = manager(&c.record.cgroup_path)?;
+    let mut join = match &cg {
+        Some(cg) if rustix::process::geteuid().is_root() => {
+            open_self_join(&cg.self_join(), min_fd).ok()
+        }
+        _ => None,
+    };
+    let mut primer = join.is_none().then(crate::process::prime::start);
     let pid_guard = if ns_flags & libc::CLONE_NEWPID as u64 != 0 {
         Some(PidForChildren::enter(&init)?)
     } else {
         None
     };
-    let forked = clone::fork_with_namespaces(0).map_err(|e| RuntimeError::io("clone3", e))?;
+    let forked = match join.as_ref().and_then(|(_, dir)| dir.as_ref()) {
+        Some(dir) => clone::fork_into(0, Some(dir.as_fd())).or_else(|_| {
+            join = None;
+            primer = Some(crate::process::prime::start());
+            clone::fork_with_namespaces(0)
+        }),
+        None => clone::fork_with_namespaces(0),
+    }
+    .map_err(|e| RuntimeError::io("clone3", e))?;
     let Some(Child { pid, pidfd }) = forked else {
         drop(parent_ch);
         let stdio = opts.stdio;
+        let tasks = join.map(|(tasks, _)| tasks).unwrap_or_default();
         clone::run_child(|| {
             child_main(
+                tasks,
                 &child_ch,
                 &init,
                 ns_flags & !(libc::CLONE_NEWPID as u64),
@@ -145,8 +164,12 @@ pub fn exec(
     drop(pid_guard);
     drop((child_ch, console, opts.stdio));
     let result = (|| -> Result<(), RuntimeError> {
-        if let Some(cg) = manager(&c.record.cgroup_path)? {
-            primer.reap();
+        if join.is_none()
+            && let Some(cg) = &cg
+        {
+            if let Some(p) = primer.as_mut() {
+                p.reap();
+            }
             cg.apply(pid)?;
         }
         parent_ch.send(&Msg::Continue)?;
@@ -175,8 +198,39 @@ pub fn exec(
     Ok(ExecProcess { pid, pidfd })
 }
 
+/// The v1 `tasks` files (opened for writing, moved above the preserved fds) and the cgroup2
+/// dir of a [`crate::cgroups::SelfJoin`].
+fn open_self_join(
+    join: &crate::cgroups::SelfJoin,
+    min_fd: i32,
+) -> std::io::Result<(Vec<OwnedFd>, Option<OwnedFd>)> {
+    let tasks = join
+        .tasks
+        .iter()
+        .map(|p| {
+            let f = std::fs::OpenOptions::new().write(true).open(p)?;
+            socket::fd_above(f.into(), min_fd)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let dir = match &join.clone_into {
+        Some(d) => Some(socket::fd_above(
+            rustix::fs::open(
+                d,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?,
+            min_fd,
+        )?),
+        None => None,
+    };
+    Ok((tasks, dir))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn child_main(
+    tasks: Vec<OwnedFd>,
     ch: &Channel,
     init: &OwnedFd,
     ns_flags: u64,
@@ -191,6 +245,12 @@ fn child_main(
         let _ = ch.send(&Msg::Error(text));
         1
     };
+    // Enter the container's v1 cgroups first thing: a single thread moving itself (`0`).
+    for fd in tasks {
+        if let Err(e) = rustix::io::write(&fd, b"0") {
+            return fail(format!("joining the container's cgroup: {e}"));
+        }
+    }
     if let Some(fds) = stdio
         && let Err(e) = socket::install_stdio(fds)
     {

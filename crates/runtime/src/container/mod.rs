@@ -5,7 +5,7 @@
 //! different process (another CLI invocation, a restarted shim) can pick the container up with
 //! [`load`].
 //!
-//! How `berth-shim` uses it (single-threaded, sealed with `pentacle::ensure_sealed()` at
+//! How `berth-shim` uses it (single-threaded, sealed with [`crate::seal::ensure_sealed`] at
 //! start, since the init is a clone of the caller):
 //!
 //! ```no_run

@@ -5,7 +5,7 @@
 //! single-threaded process, which the runtime is.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The parent's view of a new child.
 #[derive(Debug)]
@@ -32,8 +32,18 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// `CLONE_INTO_CGROUP` (Linux 5.7; not in every libc release).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// Fork with `ns_flags` (CLONE_NEW*). Returns `Ok(None)` in the child.
 pub fn fork_with_namespaces(ns_flags: u64) -> io::Result<Option<Child>> {
+    fork_into(ns_flags, None)
+}
+
+/// [`fork_with_namespaces`], the child starting in the cgroup2 dir `cgroup` (an fd on the dir)
+/// when given: placed at fork, without the write lock a later `cgroup.procs` write takes. With a
+/// cgroup this never falls back to `clone` (which cannot do it): ENOSYS is returned instead.
+pub fn fork_into(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Option<Child>> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: ns_flags | libc::CLONE_PIDFD as u64,
@@ -41,6 +51,10 @@ pub fn fork_with_namespaces(ns_flags: u64) -> io::Result<Option<Child>> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
     // SAFETY: clone3 with no stack behaves like fork: the child gets a copy of this address
     // space and returns here with 0; `args` and `pidfd` are valid for the call.
     let ret = unsafe {
@@ -62,7 +76,7 @@ pub fn fork_with_namespaces(ns_flags: u64) -> io::Result<Option<Child>> {
         }));
     }
     let err = io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ENOSYS) {
+    if err.raw_os_error() != Some(libc::ENOSYS) || cgroup.is_some() {
         return Err(err);
     }
     // SAFETY: raw clone with a null stack is fork with namespace flags; the child returns 0.

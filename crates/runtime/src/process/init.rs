@@ -18,6 +18,12 @@ use crate::security::seccomp::CompiledFilter;
 
 /// What the init needs; built by the parent before clone (the child owns its copy).
 pub struct InitConfig<'a> {
+    /// v1 `tasks` files to write `0` to before anything else (the init places itself, see
+    /// `cgroups::SelfJoin`); empty when the parent places it.
+    pub join_tasks: &'a [std::path::PathBuf],
+    /// Wait for the parent's `Continue` before the setup: it places us in the cgroup (classic
+    /// way) or writes our user-namespace id maps. Otherwise nothing to wait for.
+    pub wait_continue: bool,
     /// The validated spec.
     pub spec: &'a Spec,
     /// Absolute rootfs path (host view).
@@ -43,6 +49,8 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
     set_name("berth:init");
     crate::timing::mark("init: cloned");
     let InitConfig {
+        join_tasks,
+        wait_continue,
         spec,
         rootfs,
         plan,
@@ -53,13 +61,25 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
         no_pivot,
         preserve_fds,
     } = cfg;
+    if let Err(text) = join_cgroup(join_tasks) {
+        let _ = ch.send(&Msg::Error(text));
+        return 1;
+    }
     if let Some(fds) = stdio
         && let Err(e) = super::socket::install_stdio(fds)
     {
         let _ = ch.send(&Msg::Error(format!("installing stdio: {e}")));
         return 1;
     }
-    let setup = setup(spec, rootfs, plan, console.as_ref(), no_pivot, &ch);
+    let setup = setup(
+        spec,
+        rootfs,
+        plan,
+        console.as_ref(),
+        no_pivot,
+        wait_continue,
+        &ch,
+    );
     drop(console);
     if let Err(text) = setup {
         let _ = ch.send(&Msg::Error(text));
@@ -104,6 +124,23 @@ pub fn run(cfg: InitConfig<'_>, ch: Channel) -> i32 {
     fail.code
 }
 
+/// Move this (single-threaded) process into each v1 hierarchy's cgroup by writing `0` to its
+/// `tasks` file: a thread moving itself skips the kernel's global attach lock.
+fn join_cgroup(tasks: &[std::path::PathBuf]) -> Result<(), String> {
+    use std::io::Write;
+    for path in tasks {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(b"0"))
+            .map_err(|e| format!("joining cgroup {}: {e}", path.display()))?;
+    }
+    if !tasks.is_empty() {
+        crate::timing::mark("init: joined cgroup");
+    }
+    Ok(())
+}
+
 fn err_text(step: &str, e: &(dyn std::error::Error + 'static)) -> String {
     format!("{step}: {}", crate::error_chain(e))
 }
@@ -114,10 +151,13 @@ fn setup(
     plan: &Plan,
     console: Option<&OwnedFd>,
     no_pivot: bool,
+    wait_continue: bool,
     ch: &Channel,
 ) -> Result<(), String> {
-    ch.expect("continue", |m| *m == Msg::Continue)
-        .map_err(|e| err_text("waiting for the runtime", &e))?;
+    if wait_continue {
+        ch.expect("continue", |m| *m == Msg::Continue)
+            .map_err(|e| err_text("waiting for the runtime", &e))?;
+    }
     if plan.new_user_ns {
         // The parent wrote our maps: become the namespace's root.
         // SAFETY: setresgid/setresuid with integer arguments.
@@ -149,20 +189,22 @@ fn setup(
     };
     rootfs::prepare(spec, rootfs, opts).map_err(|e| err_text("preparing rootfs", &e))?;
     crate::timing::mark("init: rootfs prepared");
-    ch.send(&Msg::RunRuntimeHooks)
-        .map_err(|e| err_text("sync", &e))?;
-    let state_json = match ch.expect("hooks-done", |m| matches!(m, Msg::HooksDone { .. })) {
-        Ok(Msg::HooksDone { state_json }) => state_json,
-        Ok(_) => String::new(),
-        Err(e) => return Err(err_text("waiting for runtime hooks", &e)),
-    };
-    set_name("berth:hooks");
-    hooks::run_all(
-        hooks::Kind::CreateContainer,
-        &hooks::of(spec, hooks::Kind::CreateContainer),
-        &state_json,
-    )
-    .map_err(|e| crate::error_chain(&e))?;
+    if hooks::create_sync_needed(spec) {
+        ch.send(&Msg::RunRuntimeHooks)
+            .map_err(|e| err_text("sync", &e))?;
+        let state_json = match ch.expect("hooks-done", |m| matches!(m, Msg::HooksDone { .. })) {
+            Ok(Msg::HooksDone { state_json }) => state_json,
+            Ok(_) => String::new(),
+            Err(e) => return Err(err_text("waiting for runtime hooks", &e)),
+        };
+        set_name("berth:hooks");
+        hooks::run_all(
+            hooks::Kind::CreateContainer,
+            &hooks::of(spec, hooks::Kind::CreateContainer),
+            &state_json,
+        )
+        .map_err(|e| crate::error_chain(&e))?;
+    }
     set_name("berth:pivot");
     rootfs::pivot(rootfs, opts).map_err(|e| err_text("pivot_root", &e))?;
     rootfs::finalize(spec, opts).map_err(|e| err_text("finalizing rootfs", &e))?;

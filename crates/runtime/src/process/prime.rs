@@ -1,4 +1,7 @@
-//! Overlap the cgroup attach lock's RCU grace period with the rest of `create`.
+//! Overlap the cgroup attach lock's RCU grace period with the rest of `create`/`exec`, for the
+//! cases that still place the init by writing its pid to `cgroup.procs` (a user-namespaced
+//! init, or no `CLONE_INTO_CGROUP`). Otherwise the init places itself without the lock
+//! (`cgroups::SelfJoin`) and no primer is started.
 //!
 //! On cgroup v1 the first write to any `cgroup.procs` after a fork takes the global
 //! `cgroup_threadgroup_rwsem` for writing, and a percpu rwsem's writer must first wait for an
@@ -26,31 +29,6 @@ fn own_procs_file() -> Option<std::path::PathBuf> {
         .iter()
         .map(|base| std::path::Path::new(base).join(rel).join("cgroup.procs"))
         .find(|p| p.exists())
-}
-
-/// Environment variable carrying an already started primer's pid across the sealed-binary
-/// re-exec (the binary starts the primer first thing, so it also overlaps the memfd copy).
-pub const PRIMER_ENV: &str = "_BERTH_RUNTIME_PRIMER";
-
-/// Start the primer in `main` and hand it to the re-exec'd process via [`PRIMER_ENV`].
-pub fn start_for_reexec() {
-    if let Some(pid) = start().pid.take() {
-        // SAFETY: single-threaded at this point of `main`; nothing reads the env concurrently.
-        unsafe { std::env::set_var(PRIMER_ENV, pid.to_string()) };
-    }
-}
-
-/// The primer started by `main`, if any, else a new one.
-pub fn adopt_or_start() -> Primer {
-    if let Some(pid) = std::env::var(PRIMER_ENV)
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-    {
-        // SAFETY: single-threaded; the variable is ours.
-        unsafe { std::env::remove_var(PRIMER_ENV) };
-        return Primer { pid: Some(pid) };
-    }
-    start()
 }
 
 /// Start the primer (see the module docs).

@@ -196,7 +196,11 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions) -> Result<(), Ro
     };
     let rootfs = std::fs::canonicalize(rootfs).map_err(rootfs_err("canonicalize"))?;
     let rootfs = rootfs.as_path();
-    pivot::make_parent_private(rootfs).map_err(rootfs_err("make its parent mount private"))?;
+    // After an rprivate `/` (the default) every mount is private already: skip the mountinfo
+    // scan (~0.2 ms) that finds the rootfs's parent mount.
+    if !prop.contains(MsFlags::MS_PRIVATE | MsFlags::MS_REC) {
+        pivot::make_parent_private(rootfs).map_err(rootfs_err("make its parent mount private"))?;
+    }
     nix::mount::mount(
         Some(rootfs),
         rootfs,
