@@ -4,10 +4,12 @@
 Usage: alternate.py --name NAME [--metric TEXT] --runs N [--warmup W] [--out results.json] \
            [--mode wall|first-output] [--bytes B] \
            --cmd LABEL 'shell command' [--pre LABEL 'cmd'] [--post LABEL 'cmd'] \
-           [--target LABEL MS] [--missing LABEL 'reason'] [--optional LABEL] ...
+           [--target LABEL MS] [--target-ratio LABEL OTHER X] [--missing LABEL 'reason'] \
+           [--optional LABEL] ...
 The first --cmd is the subject (berth); ratios are other/subject (>1 means berth is faster).
 Each command runs through /bin/sh -c; its output is discarded. --pre/--post run untimed before/after
-every run of that label (e.g. `rmi` before a cold pull). --mode first-output times until the first
+every run of that label (e.g. `rmi` before a cold pull). --target-ratio: LABEL's target is to be
+at least X times better than OTHER (median against median). --mode first-output times until the first
 byte on stdout (the rest is drained untimed). --bytes turns times into MB/s (higher is better).
 
 Before the warm-up every command is probed once: a label that fails its probe is reported as not
@@ -63,6 +65,7 @@ def main():
     ap.add_argument("--pre", nargs=2, action="append", metavar=("LABEL", "COMMAND"), default=[])
     ap.add_argument("--post", nargs=2, action="append", metavar=("LABEL", "COMMAND"), default=[])
     ap.add_argument("--target", nargs=2, action="append", metavar=("LABEL", "VALUE"), default=[])
+    ap.add_argument("--target-ratio", nargs=3, action="append", metavar=("LABEL", "OTHER", "X"), default=[])
     ap.add_argument("--missing", nargs=2, action="append", metavar=("LABEL", "REASON"), default=[])
     ap.add_argument("--optional", action="append", default=[])
     a = ap.parse_args()
@@ -123,8 +126,24 @@ def main():
             rows.append(benchlib.make_row(metric, label, "MB/s", samples, lower_is_better=False, target=t))
         else:
             rows.append(benchlib.make_row(metric, label, "ms", times[label], target=t))
+    by_label = {r["engine"]: r for r in rows}
+    for label, other, x in a.target_ratio:
+        x = float(x)
+        text = f">= {x:g}x {'faster' if not a.bytes else 'better'} than {other}"
+        r, o = by_label.get(label), by_label.get(other)
+        if r is None:
+            for m in missing:
+                if m["engine"] == label:
+                    m["target_text"], m["verdict"] = text, "NOT MEASURED"
+            continue
+        r["target"], r["target_text"] = x, text
+        if o is None or r["median"] <= 0 or o["median"] <= 0:
+            r["verdict"] = "NOT MEASURED"
+            continue
+        got = o["median"] / r["median"] if r["lower_is_better"] else r["median"] / o["median"]
+        r["verdict"] = "MET" if got >= x else "MISSED"
     for m in missing:  # targets of engines that could not run are still stated
-        if m["engine"] in targets:
+        if m["engine"] in targets and "target_text" not in m:
             m["target_text"] = f"<= {targets[m['engine']]:g} ms"
             m["verdict"] = "NOT MEASURED"
     benchlib.print_table(rows, missing, title=f"{a.name} ({a.runs} runs each, alternating, after {a.warmup} warm-up)")

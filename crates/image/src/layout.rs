@@ -95,6 +95,71 @@ impl Layout {
         ] {
             std::fs::create_dir_all(d)?;
         }
+        spread_subdirs(&self.driver_home());
         Ok(())
+    }
+}
+
+/// Mark `dir` as the top of unrelated directory trees (`chattr +T`, `FS_TOPDIR_FL`), so ext2/3/4
+/// place each new subdirectory (a layer, a container layer) in a block group of its own choice
+/// (Orlov) instead of next to its siblings. Why: on ext4 without a journal, a new inode is
+/// never taken from one deleted in the last 5 s (305 s while its inode-table block is dirty)
+/// and the allocator walks every such inode of the group for every new file; extracting a
+/// layer right where the previous one was just removed (`rmi` then `pull`) then costs seconds
+/// of kernel CPU (10k files: 0.2 s of system time in a fresh group, 2–4 s beside a deleted
+/// copy). Best effort: other filesystems refuse or ignore the flag, which changes nothing else.
+pub(crate) fn spread_subdirs(dir: &Path) {
+    use rustix::fs::{IFlags, Mode, OFlags, ioctl_getflags, ioctl_setflags, open};
+    let res = open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .and_then(|fd| {
+        let flags = ioctl_getflags(&fd)?;
+        if flags.contains(IFlags::TOPDIR) {
+            return Ok(());
+        }
+        ioctl_setflags(&fd, flags | IFlags::TOPDIR)
+    });
+    if let Err(e) = res {
+        tracing::debug!(dir = %dir.display(), error = %e, "layer dirs: FS_TOPDIR_FL not set");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::fs::{IFlags, Mode, OFlags, ioctl_getflags, open};
+
+    use super::*;
+
+    #[test]
+    fn layer_dirs_parent_spreads_subdirs_where_the_fs_supports_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        layout.create_dirs().unwrap();
+        let fd = open(
+            layout.driver_home(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let flags = match ioctl_getflags(&fd) {
+            Ok(f) => f,
+            Err(e) => {
+                println!("SKIP: the temp dir's filesystem has no inode flags ({e})");
+                return;
+            }
+        };
+        if !flags.contains(IFlags::TOPDIR) {
+            // The flag is ext2/3/4's; elsewhere setting it is refused or ignored.
+            let magic = rustix::fs::statfs(tmp.path()).unwrap().f_type;
+            assert_ne!(magic, 0xEF53, "ext4 takes FS_TOPDIR_FL but it is not set");
+            println!("SKIP: filesystem {magic:#x} does not keep FS_TOPDIR_FL");
+            return;
+        }
+        // Idempotent: a second open of the store leaves it set.
+        layout.create_dirs().unwrap();
+        assert!(ioctl_getflags(&fd).unwrap().contains(IFlags::TOPDIR));
     }
 }

@@ -20,8 +20,51 @@ use super::{ApplyError, ApplyOptions, ApplyOutcome};
 
 /// File content chunk size.
 const CHUNK: usize = 256 * 1024;
-/// Ops in flight between the threads (at most this many chunks buffered: 8 MiB).
-const QUEUE: usize = 32;
+/// A batch of ops is handed to the writer once it holds this much file content...
+const BATCH_BYTES: usize = 1 << 20;
+/// ...or this many ops (small files, directories, links).
+const BATCH_OPS: usize = 256;
+/// Batches in flight between the threads (at most ~5 MiB buffered with the one being built).
+const QUEUE: usize = 4;
+
+/// The reading side's end of the channel: ops are collected into batches so the writer
+/// thread is woken once per batch, not once per op (a layer of small files is tens of
+/// thousands of ops; each hand-off is a futex wake and, on a busy machine, a wait for a CPU).
+struct Batcher<'a> {
+    tx: &'a SyncSender<Vec<Op>>,
+    ops: Vec<Op>,
+    bytes: usize,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(tx: &'a SyncSender<Vec<Op>>) -> Self {
+        Batcher {
+            tx,
+            ops: Vec::with_capacity(BATCH_OPS),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, op: Op) -> Result<(), Stop> {
+        if let Op::Data(d) = &op {
+            self.bytes += d.len();
+        }
+        self.ops.push(op);
+        if self.bytes >= BATCH_BYTES || self.ops.len() >= BATCH_OPS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Stop> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.ops, Vec::with_capacity(BATCH_OPS));
+        self.bytes = 0;
+        self.tx.send(batch).map_err(|_| Stop::WriterGone)
+    }
+}
 
 /// Why the reading side stopped early.
 enum Stop {
@@ -42,17 +85,19 @@ pub(crate) fn apply<R: Read>(
     opts: &ApplyOptions,
 ) -> Result<ApplyOutcome, ApplyError> {
     let writer = Writer::new(Root::open(dest)?, opts.preserve_owner);
-    let (tx, rx) = sync_channel::<Op>(QUEUE);
+    let (tx, rx) = sync_channel::<Vec<Op>>(QUEUE);
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
             .name("layer-write".into())
             .spawn_scoped(s, move || writer.run(rx))
             .map_err(|e| ApplyError::io("start writer thread", dest.display().to_string(), e))?;
-        let read = read_side(reader, &tx);
+        let mut batcher = Batcher::new(&tx);
+        let read = read_side(reader, &mut batcher);
         if read.is_ok() {
             // A failed send means the writer already stopped; join reports why.
-            let _ = tx.send(Op::Finish);
+            let _ = batcher.push(Op::Finish).and_then(|()| batcher.flush());
         }
+        drop(batcher);
         drop(tx);
         let written = handle.join().map_err(|_| {
             ApplyError::io(
@@ -81,7 +126,7 @@ pub(crate) fn apply<R: Read>(
 }
 
 /// Decompress, hash and parse; send one op per entry. Returns (diff id, compressed digest).
-fn read_side<R: Read>(reader: R, tx: &SyncSender<Op>) -> Result<(String, String), Stop> {
+fn read_side<R: Read>(reader: R, tx: &mut Batcher<'_>) -> Result<(String, String), Stop> {
     let decoder = Decoder::new(reader).map_err(|e| stream_error(e, None))?;
     let mut archive = tar::Archive::new(TarGuard::new(HashingReader::new(decoder)));
     {
@@ -99,19 +144,23 @@ fn read_side<R: Read>(reader: R, tx: &SyncSender<Op>) -> Result<(String, String)
         .into_inner()
         .drain_and_finish()
         .map_err(|e| stream_error(e, None))?;
-    let (compressed_digest, _, _) = decoder
+    let plain = decoder.is_plain();
+    let (blob_digest, _, _) = decoder
         .into_blob()
         .drain_and_finish()
         .map_err(|e| stream_error(e, None))?;
+    // A plain blob was read to its end by the tar side (drained above), so its digest is
+    // exactly the diff id; the blob reader did not hash it a second time.
+    let compressed_digest = if plain { diff_id.clone() } else { blob_digest };
     Ok((diff_id, compressed_digest))
 }
 
-fn send(tx: &SyncSender<Op>, op: Op) -> Result<(), Stop> {
-    tx.send(op).map_err(|_| Stop::WriterGone)
+fn send(tx: &mut Batcher<'_>, op: Op) -> Result<(), Stop> {
+    tx.push(op)
 }
 
 /// Turn one tar entry into ops (file content streamed in chunks).
-fn describe<R: Read>(entry: &mut tar::Entry<'_, R>, tx: &SyncSender<Op>) -> Result<(), Stop> {
+fn describe<R: Read>(entry: &mut tar::Entry<'_, R>, tx: &mut Batcher<'_>) -> Result<(), Stop> {
     let raw = entry.path_bytes().into_owned();
     let shown = String::from_utf8_lossy(&raw).into_owned();
     let path = CleanPath::new(&raw);

@@ -23,8 +23,8 @@
 //! temporary directory and deletes it on error, renaming it into place only after success.
 //!
 //! Threads and memory: the calling thread reads, hashes, decompresses and parses; one scoped
-//! writer thread does all filesystem work, fed through a bounded channel (a few MiB in
-//! flight), so `reader` need not be `Send`. PAX and GNU long-name data are capped at 1 MiB
+//! writer thread does all filesystem work, fed batches of ops through a bounded channel (a
+//! few MiB in flight), so `reader` need not be `Send`. PAX and GNU long-name data are capped at 1 MiB
 //! (like Go's archive/tar); file contents are streamed, never buffered whole.
 //!
 //! Privileges: as root, owners, device nodes, whiteouts and `trusted.*`/`security.*` xattrs

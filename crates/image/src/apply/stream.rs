@@ -16,6 +16,8 @@ pub(crate) struct HashingReader<R> {
     count: u64,
     /// Wrap read errors in [`BlobReadFailure`] (the caller's reader: network, disk).
     tag_errors: bool,
+    /// Hash what passes (off for a plain blob, whose digest is the diff id computed anyway).
+    hashing: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -25,6 +27,7 @@ impl<R: Read> HashingReader<R> {
             hasher: Sha256::new(),
             count: 0,
             tag_errors: false,
+            hashing: true,
         }
     }
 
@@ -55,7 +58,9 @@ impl<R: Read> Read for HashingReader<R> {
             }
             Err(e) => return Err(e),
         };
-        self.hasher.update(&buf[..n]);
+        if self.hashing {
+            self.hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
@@ -115,6 +120,9 @@ impl<R: Read> Decoder<R> {
         // put it back in front of the rest of the stream.
         let head = read_head(&mut hashed, 4)?;
         let compression = Compression::detect(&head);
+        // A plain blob is the tar itself: its digest is the diff id, which the tar side
+        // hashes anyway, so hashing it here too would only double the sha256 work.
+        hashed.hashing = compression != Compression::None;
         let buffered = BufReader::with_capacity(READ_BUF, io::Cursor::new(head).chain(hashed));
         Ok(match compression {
             Compression::None => Decoder::Plain(buffered),
@@ -130,6 +138,12 @@ impl<R: Read> Decoder<R> {
                 })?,
             )),
         })
+    }
+
+    /// Whether the blob is a plain tar (its digest is then the diff id; the blob reader
+    /// does not hash).
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self, Decoder::Plain(_))
     }
 
     /// Give back the hashed blob reader, for draining trailing bytes.

@@ -111,13 +111,18 @@ impl Writer {
     /// side hangs up without finishing (it failed; its error is the one reported, so the
     /// value returned then does not matter). The first failing op ends the run, which
     /// drops `ops` so the reading side stops at its next send.
-    pub(crate) fn run(mut self, ops: Receiver<Op>) -> Result<u64, ApplyError> {
-        for op in ops {
-            if let Op::Finish = op {
-                self.finish_dirs()?;
-                return Ok(self.size);
+    ///
+    /// Ops arrive in batches (see `extract`): one channel hand-off per batch rather than per
+    /// op keeps thread wake-ups few, which matters when the CPUs are busy.
+    pub(crate) fn run(mut self, batches: Receiver<Vec<Op>>) -> Result<u64, ApplyError> {
+        for batch in batches {
+            for op in batch {
+                if let Op::Finish = op {
+                    self.finish_dirs()?;
+                    return Ok(self.size);
+                }
+                self.op(op)?;
             }
-            self.op(op)?;
         }
         Ok(self.size)
     }
