@@ -296,7 +296,16 @@ pub fn assert_nothing_left(
     seen_ids: &BTreeSet<String>,
     inits: &BTreeSet<ProcId>,
 ) {
-    let problems = leftovers(d, base, seen_ids, inits);
+    // Removal renames dirs away and deletes their content in the background (layers and
+    // `containers/<id>.removing`): give that a bounded moment to finish.
+    let mut problems = leftovers(d, base, seen_ids, inits);
+    for _ in 0..100 {
+        if problems.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        problems = leftovers(d, base, seen_ids, inits);
+    }
     assert!(
         problems.is_empty(),
         "{}\n--- berthd log tail:\n{}",
