@@ -29,6 +29,7 @@ BENCH_DOCKER_CIDR=10.213.0.1/24
 BENCH_PODMAN_BRIDGE=bbpod0
 BENCH_PODMAN_SUBNET=10.214.0.0/24
 BENCH_BERTH_BIP=10.215.0.1/24
+BENCH_BERTH_BRIDGE=bbberth0
 export BENCH_DIR REPO BENCH_RESULTS BENCH_CACHE BENCH_RUNS BENCH_WARMUP DOCKER_CLI DOCKERD PODMAN BERTH_BIN_DIR
 PY=python3
 
@@ -113,6 +114,11 @@ fw_revert() { # BEFORE_DIR
       fi
     done
   done
+  # berthd leaves its table (like dockerd its chains) when it stops: ours if it was not there
+  # before and no other berthd runs now.
+  if ! grep -qx "table inet berth" "$b/nft-tables" 2>/dev/null && ! pgrep -x berthd >/dev/null; then
+    nft delete table inet berth 2>/dev/null || true
+  fi
   # Tables that did not exist before and are now empty (iptables-nft creates ip filter/nat):
   # delete them, but only if they hold nothing but empty base chains with policy accept.
   nft list tables 2>/dev/null | while read -r _ fam t; do
@@ -319,7 +325,7 @@ start_berthd() {
   echo '{}' > "$BT/berth-daemon.json"
   blog "starting berthd on $BT/berth.sock"
   "$BERTH_BIN_DIR/berthd" -H "unix://$BT/berth.sock" --data-root "$BT/berth" --exec-root "$BT/be" \
-    --pidfile "$BT/berthd.pid" --config-file "$BT/berth-daemon.json" --bip "$BENCH_BERTH_BIP" \
+    --pidfile "$BT/berthd.pid" --config-file "$BT/berth-daemon.json" --bip "$BENCH_BERTH_BIP" --bridge "$BENCH_BERTH_BRIDGE" \
     --shim-binary "$BERTH_BIN_DIR/berth-shim" --log-level warn \
     ${REGISTRY:+--insecure-registry "$REGISTRY"} ${BERTHD_ARGS:-} >"$BT/berthd.log" 2>&1 &
   echo $! > "$BT/berthd.launcher-pid"
@@ -526,7 +532,7 @@ bench_down() {
   done
   # netns of our podman containers live in /run/netns (netavark): ours are gone with the
   # containers; report leftovers rather than guess whose they are.
-  for br in "$BENCH_DOCKER_BRIDGE" "$BENCH_PODMAN_BRIDGE"; do
+  for br in "$BENCH_DOCKER_BRIDGE" "$BENCH_PODMAN_BRIDGE" "$BENCH_BERTH_BRIDGE"; do
     ip link show "$br" >/dev/null 2>&1 && ip link del "$br" 2>/dev/null
   done
   sleep 0.2
