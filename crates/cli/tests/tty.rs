@@ -199,3 +199,42 @@ fn docker_cli_run_it_shell_under_tmux() {
     t.wait_for("CODE=5");
     d.docker().args(["rm", "-f", "dit"]).assert().success();
 }
+
+/// `exec -it` into a running container, with `berth` and with the docker CLI: a shell prompt,
+/// commands echo, the exec's exit status comes back, the container keeps running.
+#[test]
+fn exec_it_shell_under_tmux() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.berth()
+        .args(["run", "-d", "--name", "ex", "busybox", "sleep", "300"])
+        .assert()
+        .success();
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let t = Tmux::new(&[("DOCKER_HOST", d.host())]);
+    t.line(&format!("'{berth}' exec -it ex sh"));
+    t.wait_for("/ #");
+    t.line("echo in$((3*3))exec; stty size");
+    t.wait_for("\nin9exec");
+    t.wait_for("24 80");
+    t.line("exit 6");
+    t.wait_prompts(2);
+    t.line("echo EXIT=$?");
+    t.wait_for("EXIT=6");
+    let docker = "/usr/local/bin/docker";
+    if std::path::Path::new(docker).is_file() {
+        t.line(&format!(
+            "{docker} exec -it ex sh -c 'tty; exit 7'; echo CODE=$?"
+        ));
+        t.wait_for("/dev/pts/");
+        t.wait_for("CODE=7");
+    } else {
+        eprintln!("SKIP (docker half): {docker} (the docker CLI) is not installed");
+    }
+    d.berth()
+        .args(["inspect", "-f", "{{.State.Running}}", "ex"])
+        .assert()
+        .success()
+        .stdout("true\n");
+    d.berth().args(["rm", "-f", "ex"]).assert().success();
+}
