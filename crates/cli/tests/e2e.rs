@@ -189,6 +189,20 @@ fn run_rm_echo_and_exit_codes() {
         .args(["run", "--rm", "--name", "bad name!", "busybox", "true"])
         .assert()
         .code(125);
+    // Not executable: 126, like docker.
+    d.berth()
+        .args(["run", "--rm", "busybox", "/etc/passwd"])
+        .assert()
+        .code(126);
+    // No such image and a bad flag: 125.
+    d.berth()
+        .args(["run", "--rm", "--pull", "never", "nosuchimage:1", "true"])
+        .assert()
+        .code(125);
+    d.berth()
+        .args(["run", "--no-such-flag", "busybox", "true"])
+        .assert()
+        .code(125);
     // Nothing is left behind by --rm.
     let ps = stdout(
         &d.berth()
