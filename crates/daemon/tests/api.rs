@@ -298,6 +298,8 @@ fn spawn_raw(dir: &std::path::Path, extra: &[&str]) -> std::process::Child {
         .arg(dir.join("data"))
         .arg("--exec-root")
         .arg(dir.join("exec"))
+        // No default bridge in the host's namespace.
+        .args(["--bridge", "none"])
         .args(extra)
         .env_remove("BERTHD_LOG")
         .stdout(log.try_clone().unwrap())

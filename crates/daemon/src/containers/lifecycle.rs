@@ -698,6 +698,23 @@ pub fn wait_failed(msg: String) -> WaitResponse {
     }
 }
 
+/// Removes `/berth/<id>` in every cgroup hierarchy if it is still there: the runtime removes it
+/// when the shim deletes the container, but a shim that died (or was killed) never did.
+/// Best effort: a cgroup that still has processes stays.
+fn remove_leftover_cgroups(id: &str) {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        let cg = h.path().join("berth").join(id);
+        if cg.is_dir()
+            && let Err(e) = std::fs::remove_dir(&cg)
+        {
+            tracing::debug!(path = %cg.display(), error = %e, "removing a leftover cgroup");
+        }
+    }
+}
+
 /// `DELETE /containers/{id}`.
 pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Result<(), ApiError> {
     let _op = entry.op.lock().await;
@@ -737,6 +754,7 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     }
     t.mark("shim_delete");
     attach::release_all(daemon, entry).await;
+    remove_leftover_cgroups(&entry.id);
     let id = entry.id.clone();
     let res = daemon
         .blocking(move |d| {

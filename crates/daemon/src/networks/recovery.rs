@@ -29,7 +29,14 @@ pub async fn reassert(daemon: &Arc<Daemon>) {
         .filter_map(|a| a.endpoint.clone())
         .collect();
     let bridges: Vec<_> = nets.all().into_iter().filter_map(|n| n.bridge).collect();
-    match driver.reassert(&bridges, &endpoints).await {
+    // Without a bridge network (`--bridge none`, no user networks) there is nothing to assert:
+    // do not create berth's nft table for nothing.
+    let result = if bridges.is_empty() && endpoints.is_empty() {
+        Ok(Default::default())
+    } else {
+        driver.reassert(&bridges, &endpoints).await
+    };
+    match result {
         Ok(r) => tracing::info!(
             rules_added = r.rules_added,
             rules_removed = r.rules_removed,

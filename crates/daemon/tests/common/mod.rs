@@ -306,11 +306,45 @@ impl Drop for Berthd {
                 }
             }
         }
+        remove_container_cgroups(&self.exec_root);
         unmount_under(self.root.path());
         unmount_under(&self.exec_root);
         let _ = std::fs::remove_dir_all(&self.exec_root);
         if let Some(ns) = &self.netns {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Removes the cgroups (`/berth/<id>` in every hierarchy) of the containers whose state dirs are
+/// in `exec_root`: a container killed with its shim (not deleted through the runtime) leaves
+/// them behind.
+pub fn remove_container_cgroups(exec_root: &Path) {
+    let Ok(rd) = std::fs::read_dir(exec_root) else {
+        return;
+    };
+    let ids: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    let Ok(hs) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let hierarchies: Vec<PathBuf> = hs.flatten().map(|e| e.path()).collect();
+    for id in &ids {
+        for h in &hierarchies {
+            let cg = h.join("berth").join(id);
+            if !cg.exists() {
+                continue;
+            }
+            // The processes were just SIGKILLed: give them a moment to leave.
+            for _ in 0..50 {
+                if std::fs::remove_dir(&cg).is_ok() || !cg.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }
