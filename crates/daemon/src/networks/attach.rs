@@ -14,12 +14,12 @@ use berth_network::etcfiles::{self, DnsConfig, HostsConfig};
 use berth_network::{Endpoint, EndpointRequest, PortRequest, Proto, VethTeardown};
 use serde::{Deserialize, Serialize};
 
-use super::error_chain;
 use super::record::NetworkRecord;
 use crate::containers::record::ContainerRecord;
 use crate::containers::store::Entry;
 use crate::daemon::Daemon;
 use crate::fsutil::write_atomic;
+use crate::images::error_chain;
 
 /// A container's membership in one network.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

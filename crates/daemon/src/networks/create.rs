@@ -10,12 +10,12 @@ use berth_network::{BridgeNetwork, IpamConfig, Ipv4Net, VethTeardown};
 use serde_json::{Value, json};
 
 use super::attach::{self, Attachment};
-use super::error_chain;
 use super::record::{DRIVER_BRIDGE, DRIVER_HOST, DRIVER_NULL, NetworkRecord};
 use crate::containers::files::{now_rfc3339, save_record};
 use crate::containers::network::NetMode;
 use crate::containers::store::Entry;
 use crate::daemon::Daemon;
+use crate::images::error_chain;
 
 const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 const OPT_MTU: &str = "com.docker.network.driver.mtu";

@@ -21,6 +21,7 @@ use berth_network::{BridgeDriver, DefaultBridgeOptions, Ipv4Net};
 
 use crate::config::Config;
 use crate::containers::store::lock;
+use crate::images::error_chain;
 use record::{DRIVER_BRIDGE, DRIVER_HOST, DRIVER_NULL, NetworkRecord};
 
 /// The networks table and the bridge driver. One per daemon.
@@ -92,21 +93,6 @@ pub fn parse_pools(specs: &[String]) -> Result<Vec<Ipv4Net>, String> {
 
 fn io_api(what: &str) -> impl Fn(record::RecordError) -> ApiError + '_ {
     move |e| ApiError::internal(format!("{what}: {}", error_chain(&e)))
-}
-
-/// `e` with its sources, `: `-joined (the API shows one line).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 impl Networks {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::attach;
-use super::error_chain;
 use crate::daemon::Daemon;
+use crate::images::error_chain;
 
 /// Re-asserts bridges, IPAM, published ports and firewall rules against the endpoints the
 /// container records hold, removes netns pins no record names, releases what stopped
