@@ -1293,8 +1293,8 @@ impl Drop for Dockerd {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let _ = self.child.wait();
-        common::unmount_under(self.dir.path());
-        common::unmount_under(&self.exec_root);
+        berth_fixtures::cleanup::unmount_under(self.dir.path());
+        berth_fixtures::cleanup::unmount_under(&self.exec_root);
         let _ = std::fs::remove_dir_all(&self.exec_root);
         // dockerd leaves its (now empty) --cgroup-parent in every hierarchy.
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {

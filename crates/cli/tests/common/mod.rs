@@ -8,7 +8,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -190,82 +190,9 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
-        // Container processes left behind: the shims record pids in the exec root.
-        if let Ok(rd) = std::fs::read_dir(&self.exec_root) {
-            for e in rd.flatten() {
-                for f in ["pid", "shim.pid"] {
-                    if let Ok(p) = std::fs::read_to_string(e.path().join(f))
-                        && let Ok(pid) = p.trim().parse::<i32>()
-                        && pid > 1
-                    {
-                        // SAFETY: kill(2) on a pid recorded in our private exec root.
-                        unsafe {
-                            libc::kill(pid, libc::SIGKILL);
-                        }
-                    }
-                }
-            }
-        }
-        remove_container_cgroups(&self.exec_root);
-        unmount_under(self.root.path());
-        unmount_under(&self.exec_root);
-        let _ = std::fs::remove_dir_all(&self.exec_root);
+        berth_fixtures::cleanup::private_daemon(self.root.path(), &self.exec_root);
         if let Some(ns) = &self.netns {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// Removes the cgroups (`/berth/<id>` in every hierarchy) of the containers whose state dirs are
-/// in `exec_root`: a container killed with its shim (not deleted through the runtime) leaves
-/// them behind.
-pub fn remove_container_cgroups(exec_root: &Path) {
-    let Ok(rd) = std::fs::read_dir(exec_root) else {
-        return;
-    };
-    let ids: Vec<String> = rd
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
-        .collect();
-    let Ok(hs) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let hierarchies: Vec<PathBuf> = hs.flatten().map(|e| e.path()).collect();
-    for id in &ids {
-        for h in &hierarchies {
-            let cg = h.join("berth").join(id);
-            if !cg.exists() {
-                continue;
-            }
-            // The processes were just SIGKILLed: give them a moment to leave.
-            for _ in 0..50 {
-                if std::fs::remove_dir(&cg).is_ok() || !cg.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-/// Lazily unmounts everything mounted under `dir`, deepest first.
-pub fn unmount_under(dir: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let prefix = dir.to_string_lossy().into_owned();
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_owned))
-        .filter(|p| p.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let c = std::ffi::CString::new(p).unwrap();
-        // SAFETY: umount2 with a valid NUL-terminated path; failure is fine (best effort).
-        unsafe {
-            libc::umount2(c.as_ptr(), libc::MNT_DETACH);
         }
     }
 }
