@@ -389,7 +389,9 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     t.mark("attach_drained");
     let sock = shim_sock(&daemon, &entry.id);
     if let Err(e) = shim::call(&sock, json!({"op": "delete"})).await {
+        // No shim to delete the container through the runtime: its cgroups stay unless we go.
         tracing::debug!(id = %entry.id, error = %e, "shim delete after exit");
+        remove_leftover_cgroups(&entry.id);
     }
     t.mark("shim_delete");
     attach::release_all(&daemon, &entry).await;
@@ -754,7 +756,6 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
     }
     t.mark("shim_delete");
     attach::release_all(daemon, entry).await;
-    remove_leftover_cgroups(&entry.id);
     let id = entry.id.clone();
     let res = daemon
         .blocking(move |d| {
