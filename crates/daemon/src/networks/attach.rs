@@ -306,7 +306,7 @@ async fn connect_inner(
     netns: &Path,
 ) -> Result<(), ApiError> {
     let ports = port_requests(rec)?;
-    let mut user_networks = Vec::new();
+    let mut embedded_dns = false;
     for (i, (name, att)) in rec.network_settings.ordered().into_iter().enumerate() {
         // An empty id: the network did not exist when the container was created.
         let key = if att.network_id.is_empty() {
@@ -318,36 +318,16 @@ async fn connect_inner(
             .networks
             .get(key)
             .map_err(|_| ApiError::not_found(format!("network {name} not found")))?;
-        let Some(bridge) = &net.bridge else {
+        if net.bridge.is_none() {
             return Err(ApiError::invalid(format!(
                 "container cannot be connected to network {name} with driver {}",
                 net.driver
             )));
-        };
-        let req = EndpointRequest {
-            id: crate::fsutil::random_hex(32)
-                .map_err(|e| ApiError::internal(format!("random id: {e}")))?,
-            netns: netns.to_path_buf(),
-            ifname: format!("eth{i}"),
-            ip: att.ipv4_address,
-            ports: if i == 0 { ports.clone() } else { Vec::new() },
-            default_route: i == 0,
-        };
-        let ep = driver.setup(bridge, &req).await.map_err(|e| {
-            setup_error(
-                &e,
-                name,
-                &format!("{} ({})", rec.name.trim_start_matches('/'), req.id),
-            )
-        })?;
-        if !net.is_default_bridge() {
-            daemon
-                .networks
-                .dns
-                .add(&net.id, &dns_names(rec, att), ep.ip);
-            user_networks.push(net.id.clone());
         }
-        super::create::event(daemon, "connect", &net, Some(&rec.id));
+        let ports = if i == 0 { ports.clone() } else { Vec::new() };
+        let req = endpoint_request(netns, i, att, ports, i == 0)?;
+        let ep = setup_endpoint(daemon, driver, rec, &net, att, &req).await?;
+        embedded_dns |= !net.is_default_bridge();
         let name = name.clone();
         entry.with(|r| {
             if let Some(a) = r.network_settings.networks.get_mut(&name) {
@@ -355,13 +335,60 @@ async fn connect_inner(
                 a.endpoint = Some(ep);
             }
         });
-        // Docker reports every endpoint a start connects (and every one a stop releases).
-        super::create::event(daemon, "connect", &net, Some(&rec.id));
     }
     let rec = entry.snapshot();
-    write_etc_files(&rec, !user_networks.is_empty())?;
+    write_etc_files(&rec, embedded_dns)?;
     refresh_dns_server(daemon, &rec).await?;
     Ok(())
+}
+
+/// The request for endpoint `eth<index>` of an attachment.
+fn endpoint_request(
+    netns: &Path,
+    index: usize,
+    att: &Attachment,
+    ports: Vec<PortRequest>,
+    default_route: bool,
+) -> Result<EndpointRequest, ApiError> {
+    Ok(EndpointRequest {
+        id: crate::fsutil::random_hex(32)
+            .map_err(|e| ApiError::internal(format!("random id: {e}")))?,
+        netns: netns.to_path_buf(),
+        ifname: format!("eth{index}"),
+        ip: att.ipv4_address,
+        ports,
+        default_route,
+    })
+}
+
+/// Creates the endpoint on `net`'s bridge, registers the container's names on user networks
+/// and reports Docker's `connect` event (one per endpoint, as a stop reports `disconnect`).
+async fn setup_endpoint(
+    daemon: &Daemon,
+    driver: &berth_network::BridgeDriver,
+    rec: &ContainerRecord,
+    net: &NetworkRecord,
+    att: &Attachment,
+    req: &EndpointRequest,
+) -> Result<Endpoint, ApiError> {
+    let bridge = net.bridge.as_ref().ok_or_else(|| {
+        ApiError::invalid(format!("network {} is not a bridge network", net.name))
+    })?;
+    let ep = driver.setup(bridge, req).await.map_err(|e| {
+        setup_error(
+            &e,
+            &net.name,
+            &format!("{} ({})", rec.name.trim_start_matches('/'), req.id),
+        )
+    })?;
+    if !net.is_default_bridge() {
+        daemon
+            .networks
+            .dns
+            .add(&net.id, &dns_names(rec, att), ep.ip);
+    }
+    super::create::event(daemon, "connect", net, Some(&rec.id));
+    Ok(ep)
 }
 
 fn setup_error(e: &berth_network::BridgeError, network: &str, endpoint: &str) -> ApiError {
@@ -500,19 +527,19 @@ pub async fn connect_running(
     att: Attachment,
 ) -> Result<(), ApiError> {
     let rec = entry.snapshot();
-    let Some(bridge) = &net.bridge else {
+    if net.bridge.is_none() {
         return Err(ApiError::invalid(format!(
             "network {} is not a bridge network",
             net.name
         )));
-    };
+    }
     if rec.network_settings.sandbox_key.is_empty() {
         return Err(ApiError::conflict(format!(
             "container {} has no network namespace of its own",
             entry.id
         )));
     }
-    let used: Vec<u32> = rec
+    let used: Vec<usize> = rec
         .network_settings
         .networks
         .values()
@@ -522,32 +549,14 @@ pub async fn connect_running(
     let n = (0..).find(|i| !used.contains(i)).unwrap_or(0);
     let driver = daemon.networks.driver()?;
     let _gate = daemon.networks.gate.read().await;
-    let req = EndpointRequest {
-        id: crate::fsutil::random_hex(32)
-            .map_err(|e| ApiError::internal(format!("random id: {e}")))?,
-        netns: PathBuf::from(&rec.network_settings.sandbox_key),
-        ifname: format!("eth{n}"),
-        ip: att.ipv4_address,
-        ports: Vec::new(),
-        default_route: !rec
-            .network_settings
-            .networks
-            .values()
-            .any(|a| a.endpoint.as_ref().is_some_and(|e| e.gateway.is_some())),
-    };
-    let ep = driver.setup(bridge, &req).await.map_err(|e| {
-        setup_error(
-            &e,
-            &net.name,
-            &format!("{} ({})", rec.name.trim_start_matches('/'), req.id),
-        )
-    })?;
-    if !net.is_default_bridge() {
-        daemon
-            .networks
-            .dns
-            .add(&net.id, &dns_names(&rec, &att), ep.ip);
-    }
+    let has_gateway = rec
+        .network_settings
+        .networks
+        .values()
+        .any(|a| a.endpoint.as_ref().is_some_and(|e| e.gateway.is_some()));
+    let netns = PathBuf::from(&rec.network_settings.sandbox_key);
+    let req = endpoint_request(&netns, n, &att, Vec::new(), !has_gateway)?;
+    let ep = setup_endpoint(daemon, &driver, &rec, net, &att, &req).await?;
     let name = net.name.clone();
     entry.with(|r| {
         let mut att = att;

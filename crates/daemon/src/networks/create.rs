@@ -415,12 +415,13 @@ pub async fn connect(
         .unwrap_or(0);
     let att: Attachment = attach::attachment_for(&net, settings.as_ref(), order)?;
     if rec.state.running {
+        // Reports the `connect` event with the endpoint.
         attach::connect_running(daemon, &entry, &net, att).await?;
     } else {
         entry.with(|r| r.network_settings.networks.insert(net.name.clone(), att));
+        event(daemon, "connect", &net, Some(&entry.id));
     }
     persist(daemon, &entry)?;
-    event(daemon, "connect", &net, Some(&entry.id));
     Ok(())
 }
 
