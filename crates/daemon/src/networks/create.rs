@@ -323,10 +323,11 @@ fn filter_match(daemon: &Daemon, f: &Filters, n: &NetworkRecord) -> bool {
             let dangling = !n.predefined && users(daemon, n).is_empty();
             (w == "true" || w == "1") == dangling
         })
-        && check("label", &|w| match w.split_once('=') {
-            Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
-            None => n.labels.contains_key(w),
-        })
+        && f.match_labels("label", &labels_of(n))
+}
+
+fn labels_of(n: &NetworkRecord) -> HashMap<String, String> {
+    n.labels.clone().into_iter().collect()
 }
 
 /// `GET /networks`.
@@ -351,13 +352,7 @@ pub async fn prune(daemon: &Arc<Daemon>, filters: &Filters) -> Result<Vec<String
         if n.predefined || !users(daemon, &n).is_empty() {
             continue;
         }
-        let labels_ok = filters
-            .get("label")
-            .iter()
-            .all(|w| match w.split_once('=') {
-                Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
-                None => n.labels.contains_key(*w),
-            })
+        let labels_ok = filters.match_labels("label", &labels_of(&n))
             && filters
                 .get("label!")
                 .iter()
