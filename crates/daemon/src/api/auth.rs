@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use berth_api::ApiError;
+use berth_image::registry::auth::config_key;
 use berth_image::registry::client::RepoClient;
 use berth_image::registry::{AuthConfig, RegistryError};
 use serde_json::json;
@@ -18,15 +19,9 @@ use crate::daemon::Daemon;
 /// The registry domain of a `serveraddress` as the docker CLI sends it (`https://index.docker.io/v1/`,
 /// `localhost:5000`, `http://127.0.0.1:5000/`); empty means Docker Hub.
 pub fn registry_domain(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("");
-    match host {
-        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".to_owned(),
-        h => h.to_owned(),
+    match config_key(server) {
+        d if d.is_empty() => "docker.io".to_owned(),
+        d => d,
     }
 }
 

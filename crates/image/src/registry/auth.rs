@@ -130,9 +130,10 @@ impl AuthConfig {
     }
 }
 
-/// The key a registry has in config.json: docker.io is `https://index.docker.io/v1/`, others
-/// are `host[:port]`, possibly written with a scheme and path.
-fn config_key(s: &str) -> String {
+/// The registry a server address names, as config.json keys and `docker login` write it:
+/// docker.io is `https://index.docker.io/v1/`, others are `host[:port]`, possibly written with
+/// a scheme and path. Returns `docker.io` or the lowercased `host[:port]` (empty for empty).
+pub fn config_key(s: &str) -> String {
     let s = s
         .trim()
         .trim_start_matches("https://")
