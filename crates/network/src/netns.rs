@@ -175,7 +175,7 @@ where
 
 /// Sets IFF_UP on `lo` of the calling thread's netns with the classic ioctl (no netlink socket
 /// needed for one flag).
-fn loopback_up() -> io::Result<()> {
+pub fn loopback_up() -> io::Result<()> {
     // SAFETY: socket(2) with constant arguments; the result is checked below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

@@ -1,12 +1,13 @@
 //! `lo` up in a created container's network namespace (Docker's `none` network has a working
-//! loopback), without running a program: a short-lived thread joins the namespace (`setns`
-//! changes only the calling thread's netns) and sets `IFF_UP` with one ioctl. The thread ends
-//! right after, so no berthd thread that serves requests ever runs inside a container's netns.
+//! loopback), without running a program: `berth_network::netns` joins the namespace from a
+//! short-lived thread (`setns` changes only that thread) and sets `IFF_UP` with one ioctl, so no
+//! berthd thread that serves requests ever runs inside a container's netns.
 //! (It replaced `nsenter ip link set lo up`: two execs and a PATH search per `run`.)
 
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use berth_network::netns::{NetnsError, loopback_up, run_in_netns};
 
 /// Why `lo` could not be brought up.
 #[derive(Debug, thiserror::Error)]
@@ -20,66 +21,28 @@ pub enum LoopbackError {
         #[source]
         source: io::Error,
     },
-    /// `setns` into the namespace failed.
+    /// Entering the namespace from the helper thread failed.
     #[error("entering the netns of {pid}")]
     Enter {
         /// The container's init.
         pid: i64,
-        /// OS error.
+        /// Cause.
         #[source]
-        source: nix::Error,
+        source: NetnsError,
     },
     /// The socket or the flag ioctls failed.
     #[error("setting lo up")]
     Up(#[source] io::Error),
-    /// The helper thread could not be spawned or panicked.
-    #[error("netns helper thread: {0}")]
-    Thread(String),
 }
 
 /// Sets `lo` up in the network namespace of `pid`. Blocks for the thread's life (~0.1 ms).
 pub fn up(pid: i64) -> Result<(), LoopbackError> {
-    let ns = File::open(format!("/proc/{pid}/ns/net"))
-        .map_err(|source| LoopbackError::Open { pid, source })?;
-    std::thread::Builder::new()
-        .name("berth-lo-up".into())
-        .spawn(move || -> Result<(), LoopbackError> {
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|source| LoopbackError::Enter { pid, source })?;
-            set_lo_up().map_err(LoopbackError::Up)
-        })
-        .map_err(|e| LoopbackError::Thread(e.to_string()))?
-        .join()
-        .map_err(|_| LoopbackError::Thread("panicked".into()))?
-}
-
-/// `IFF_UP` on `lo` of the calling thread's netns.
-fn set_lo_up() -> io::Result<()> {
-    // SAFETY: socket(2) with constant arguments; the result is checked below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+    let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    match run_in_netns(&path, loopback_up) {
+        Ok(r) => r.map_err(LoopbackError::Up),
+        Err(NetnsError::Open { source, .. }) => Err(LoopbackError::Open { pid, source }),
+        Err(source) => Err(LoopbackError::Enter { pid, source }),
     }
-    // SAFETY: fd is a freshly created descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS fills the ifreq we own, named "lo".
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: ifru_flags is the union member SIOCGIFFLAGS filled in.
-    unsafe {
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-    }
-    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
