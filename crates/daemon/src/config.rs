@@ -425,47 +425,36 @@ impl Config {
                 "--bridge {bridge:?}: an interface name is 1 to 15 characters without '/', ':' or spaces"
             )));
         }
-        let icc = match flags.icc {
-            Some(b) => b,
-            None => match file.get("icc") {
-                None => true,
+        let bool_of = |key: &str| -> Result<Option<bool>, ConfigError> {
+            match file.get(key) {
+                None | Some(Value::Null) => Ok(None),
                 Some(v) => v
                     .as_bool()
-                    .ok_or_else(|| ConfigError::Invalid(format!("icc: {v}")))?,
-            },
+                    .map(Some)
+                    .ok_or_else(|| ConfigError::Invalid(format!("{key}: {v}"))),
+            }
         };
-        let mtu = match flags.mtu {
-            Some(m) => Some(m),
-            None => match file.get("mtu") {
-                None => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .filter(|n| (68..=65535).contains(n))
-                        .ok_or_else(|| ConfigError::Invalid(format!("mtu: {v}")))?,
-                ),
-            },
-        };
-        if let Some(m) = flags.mtu
-            && !(68..=65535).contains(&m)
-        {
-            return Err(ConfigError::Invalid(format!(
-                "--mtu {m}: must be 68..65535"
-            )));
-        }
-
-        let max_concurrent_downloads = match flags.max_concurrent_downloads {
-            Some(n) => n,
-            None => match file.get("max-concurrent-downloads") {
-                None => 3,
+        let u32_of = |key: &str| -> Result<Option<u32>, ConfigError> {
+            match file.get(key) {
+                None | Some(Value::Null) => Ok(None),
                 Some(v) => v
                     .as_u64()
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| {
-                        ConfigError::Invalid(format!("max-concurrent-downloads: {v}"))
-                    })?,
-            },
+                    .map(Some)
+                    .ok_or_else(|| ConfigError::Invalid(format!("{key}: {v}"))),
+            }
         };
+        let icc = flags.icc.or(bool_of("icc")?).unwrap_or(true);
+        let mtu = flags.mtu.or(u32_of("mtu")?);
+        if let Some(m) = mtu
+            && !(68..=65535).contains(&m)
+        {
+            return Err(ConfigError::Invalid(format!("mtu {m}: must be 68..65535")));
+        }
+        let max_concurrent_downloads = flags
+            .max_concurrent_downloads
+            .or(u32_of("max-concurrent-downloads")?)
+            .unwrap_or(3);
 
         Ok(Config {
             hosts,
