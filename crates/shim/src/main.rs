@@ -75,7 +75,9 @@ fn main() {
     // CVE-2019-5736: the container's init and exec'd processes are forked from this process,
     // and until they execve, /proc/<pid>/exe is this binary. Re-exec from a view of it they
     // cannot write (fd 3, the ready pipe, is inherited across the re-exec).
+    berth_runtime::timing::mark("shim: main");
     let sealed = berth_runtime::seal::ensure_sealed();
+    berth_runtime::timing::mark("shim: sealed");
     // fd 3 first, before anything else can be given that number.
     let ready = sys::inherited_fd(3);
     if let Err(e) = sealed {
@@ -118,6 +120,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    berth_runtime::timing::mark("shim: created");
     let told = daemon::send_ready(
         ready,
         &json!({"ok": true, "shim_pid": std::process::id(), "pid": shim.init.pid}),
@@ -183,6 +186,7 @@ fn setup(args: Args) -> Result<shim::Shim, SetupError> {
     .map_err(SetupError::Stdio)?;
     let console = pending.console.as_ref().map(|c| c.path().to_path_buf());
     let pid_file = dir.join("runtime.pid");
+    berth_runtime::timing::mark("shim: setup done, creating");
     let created = rt.create(CreateRequest {
         id: &args.id,
         bundle: &args.bundle,

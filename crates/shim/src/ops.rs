@@ -62,6 +62,7 @@ impl Shim {
     }
 
     fn op_start(&mut self) -> Vec<u8> {
+        berth_runtime::timing::mark("shim: start request");
         if self.status != Status::Created || self.exit.is_some() {
             return proto::err(
                 &format!("cannot start a container in state {}", self.status.name()),

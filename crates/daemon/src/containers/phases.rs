@@ -18,6 +18,9 @@ impl Phases {
     /// Starts timing `op` on container `id`.
     pub fn new(op: &'static str, id: &str) -> Phases {
         let now = Instant::now();
+        if berth_runtime::timing::enabled() {
+            berth_runtime::timing::mark(&format!("berthd {op}: begin"));
+        }
         Phases {
             op,
             id: id.get(..12).unwrap_or(id).to_owned(),
@@ -30,6 +33,9 @@ impl Phases {
     /// Ends the step `name` now.
     pub fn mark(&mut self, name: &'static str) {
         let now = Instant::now();
+        if berth_runtime::timing::enabled() {
+            berth_runtime::timing::mark(&format!("berthd {}: {name}", self.op));
+        }
         self.steps
             .push((name, now.duration_since(self.last).as_micros()));
         self.last = now;

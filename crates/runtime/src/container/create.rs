@@ -63,6 +63,12 @@ impl Drop for Cleanup {
     }
 }
 
+/// Where compiled seccomp programs are kept for every container under `root` (see
+/// [`seccomp::Program`]); a dot name, so no container listing mistakes it for one.
+pub(crate) fn seccomp_cache(root: &std::path::Path) -> std::path::PathBuf {
+    root.join(".seccomp-cache")
+}
+
 /// Create a container: on success the init is a direct child of the caller, blocked until
 /// [`Container::start`].
 pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
@@ -83,7 +89,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, RuntimeError> {
         ));
     }
     let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(seccomp::compile(s)?),
+        Some(s) => Some(seccomp::program(s, Some(&seccomp_cache(&opts.root)))?),
         None => None,
     };
     let plan = namespaces::plan(spec)?;

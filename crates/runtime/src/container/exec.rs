@@ -100,7 +100,10 @@ pub fn exec(
     }
     let spec = stored_spec(&c.dir)?;
     let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::security::seccomp::compile(s)?),
+        Some(s) => Some(crate::security::seccomp::program(
+            s,
+            Some(&super::create::seccomp_cache(root)),
+        )?),
         None => None,
     };
     let terminal = process.terminal().unwrap_or(false);
@@ -235,7 +238,7 @@ fn child_main(
     init: &OwnedFd,
     ns_flags: u64,
     process: &Process,
-    filter: Option<&crate::security::seccomp::CompiledFilter>,
+    filter: Option<&crate::security::seccomp::Program>,
     console: Option<i32>,
     stdio: Option<[OwnedFd; 3]>,
     preserve_fds: u32,

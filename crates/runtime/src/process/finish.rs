@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
-use crate::security::seccomp::CompiledFilter;
+use crate::security::seccomp::Program;
 use crate::security::{caps, rlimits};
 
 /// Default PATH when the process env has none (runc's).
@@ -45,7 +45,7 @@ pub struct FinishOptions<'a> {
     /// The process to become.
     pub process: &'a Process,
     /// A compiled seccomp filter to load.
-    pub seccomp: Option<&'a CompiledFilter>,
+    pub seccomp: Option<&'a Program>,
     /// fds 3..3+n stay open across exec.
     pub preserve_fds: u32,
     /// Write `process.oomScoreAdj` (the init; exec'd processes inherit the container's).

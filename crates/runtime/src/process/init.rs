@@ -14,7 +14,7 @@ use super::finish::{FinishOptions, finish_and_exec};
 use super::namespaces::{self, Plan};
 use crate::hooks;
 use crate::rootfs::{self, RootfsOptions};
-use crate::security::seccomp::CompiledFilter;
+use crate::security::seccomp::Program;
 
 /// What the init needs; built by the parent before clone (the child owns its copy).
 pub struct InitConfig<'a> {
@@ -31,7 +31,7 @@ pub struct InitConfig<'a> {
     /// Namespaces to join/unshare.
     pub plan: &'a Plan,
     /// Compiled seccomp filter.
-    pub seccomp: Option<&'a CompiledFilter>,
+    pub seccomp: Option<&'a Program>,
     /// Listening start socket.
     pub listener: OwnedFd,
     /// Connected console socket when `process.terminal`.

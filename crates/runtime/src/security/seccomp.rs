@@ -6,8 +6,9 @@
 //! asks for it. Loading a filter without no_new_privs needs `CAP_SYS_ADMIN` in the effective
 //! set, hence the init's ordering (see [`CompiledFilter::load`] and the `security` module).
 //!
-//! For caching, a compiled filter can be exported as a raw BPF program
-//! ([`CompiledFilter::export_bpf`]) and loaded later with [`load_bpf`], skipping libseccomp.
+//! Containers get their filter as a [`Program`]: the raw BPF exported from libseccomp
+//! ([`CompiledFilter::export_bpf`]), cached per profile under the runtime root and loaded with
+//! one `seccomp(2)` call, skipping libseccomp in the init.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -289,7 +290,11 @@ pub fn load_bpf(program: &[u8]) -> Result<(), SeccompError> {
 /// Load a raw BPF program with `SECCOMP_FILTER_FLAG_*` bits (see
 /// [`CompiledFilter::filter_flags`]).
 pub fn load_bpf_with_flags(program: &[u8], flags: u32) -> Result<(), SeccompError> {
-    let mut insns = parse_program(program)?;
+    load_insns(&mut parse_program(program)?, flags)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, program)`.
+fn load_insns(insns: &mut [libc::sock_filter], flags: u32) -> Result<(), SeccompError> {
     let len = u16::try_from(insns.len())
         .map_err(|_| SeccompError::BadProgram(format!("{} instructions", insns.len())))?;
     let prog = libc::sock_fprog {
@@ -504,6 +509,9 @@ fn to_arch(arch: Arch) -> ScmpArch {
         Arch::ScmpArchSheb => ScmpArch::Sheb,
     }
 }
+
+mod program;
+pub use program::{Program, program};
 
 #[cfg(test)]
 mod tests;
