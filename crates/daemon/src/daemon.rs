@@ -35,6 +35,10 @@ pub struct Daemon {
     pub started: chrono::DateTime<chrono::Utc>,
     /// Turns true on SIGTERM: long polls (wait, logs --follow) end so shutdown is prompt.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
+    /// berth-shim through a private read-only view, opened once: shims started from it skip
+    /// their own CVE-2019-5736 re-exec. None where the view cannot be built (they then seal
+    /// themselves).
+    pub shim_view: Option<berth_runtime::seal::SealedBinary>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -49,7 +53,18 @@ impl Daemon {
     /// A daemon over `config` and `images`; containers are loaded by `recovery`.
     pub fn new(config: Config, images: berth_image::Store) -> Arc<Daemon> {
         let volumes = crate::volumes::Volumes::new(config.data_root.join("volumes"));
+        let shim_view = match berth_runtime::seal::SealedBinary::open(&config.shim_binary) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(
+                    "no sealed view of {}: {e}; shims re-exec themselves",
+                    config.shim_binary.display()
+                );
+                None
+            }
+        };
         Arc::new(Daemon {
+            shim_view,
             config,
             images: Arc::new(images),
             containers: Store::default(),

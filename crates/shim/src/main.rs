@@ -132,7 +132,6 @@ fn main() {
         abandon(&mut shim);
         std::process::exit(1);
     }
-    mem::shed();
     let code = match shim.run() {
         Ok(()) => 0,
         Err(_) => 1,

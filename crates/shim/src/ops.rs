@@ -72,7 +72,7 @@ impl Shim {
         match self.rt.start(&self.args.id) {
             Ok(()) => {
                 self.status = Status::Running;
-                crate::mem::shed();
+                self.shed_due = true;
                 proto::ok(json!({"pid": self.init.pid}))
             }
             Err(e) => {
@@ -221,7 +221,7 @@ impl Shim {
             stdio,
             scratch_dir: &dir,
         });
-        crate::mem::shed();
+        self.shed_due = true;
         let pid = match r {
             Ok(pid) => pid,
             Err(e) => return proto::err(&error_chain(&e), Some(e.exit_code())),

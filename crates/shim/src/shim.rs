@@ -18,6 +18,8 @@ use crate::proto;
 use crate::runtime::Runtime;
 use crate::sys::{self, SysError};
 
+/// Idle time after create/start/exec before shedding their memory (see `Shim::shed_due`).
+const SHED_AFTER_IDLE_MS: i32 = 50;
 /// How long an exited container's shim waits for a client before exiting on its own.
 pub const IDLE_AFTER_EXIT: Duration = Duration::from_secs(300);
 
@@ -95,6 +97,10 @@ pub struct Shim {
     pub quit: bool,
     /// When the shim last had a client (or the init exited): start of the idle countdown.
     pub idle_since: Instant,
+    /// Memory that create or exec needed is to be given back ([`crate::mem::shed`]) once the
+    /// shim has been idle for [`SHED_AFTER_IDLE_MS`]: not on the path of the reply, nor of a
+    /// short-lived container's whole life.
+    pub shed_due: bool,
     pub(crate) buf: Box<[u8]>,
 }
 
@@ -137,6 +143,7 @@ impl Shim {
             oom_file,
             quit: false,
             idle_since: Instant::now(),
+            shed_due: true,
             buf: vec![0u8; 32 * 1024].into_boxed_slice(),
         }
     }
@@ -202,7 +209,16 @@ impl Shim {
                 }
                 add(c.sock.as_raw_fd(), ev, Tok::Client(i));
             }
-            sys::poll(&mut fds, self.timeout_ms()).map_err(ShimError::Poll)?;
+            let timeout = match (self.shed_due, self.timeout_ms()) {
+                (false, t) => t,
+                (true, -1) => SHED_AFTER_IDLE_MS,
+                (true, t) => t.min(SHED_AFTER_IDLE_MS),
+            };
+            sys::poll(&mut fds, timeout).map_err(ShimError::Poll)?;
+            if self.shed_due && fds.iter().all(|f| f.revents == 0) {
+                self.shed_due = false;
+                crate::mem::shed();
+            }
             for (pfd, tok) in fds.iter().zip(toks.iter()) {
                 if pfd.revents == 0 {
                     continue;

@@ -184,6 +184,7 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     let (log_max_size, log_max_files) = super::spec::log_rotation(&rec.host_config)?;
     let ready = shim::spawn(SpawnArgs {
         binary: &daemon.config.shim_binary,
+        sealed: daemon.shim_view.as_ref(),
         id: &id,
         bundle: &state_dir,
         state_dir: &state_dir,

@@ -83,6 +83,8 @@ pub struct SpawnArgs<'a> {
     /// An external runc-compatible runtime instead of the shim's in-process berth_runtime
     /// (the shim's `--runtime-binary` extension of the contract).
     pub runtime_binary: Option<&'a Path>,
+    /// `binary` through the daemon's sealed view, when there is one.
+    pub sealed: Option<&'a berth_runtime::seal::SealedBinary>,
 }
 
 /// Spawns the shim and waits for its ready line.
@@ -90,7 +92,10 @@ pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
     let (read_end, write_end): (OwnedFd, OwnedFd) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| ShimError::Pipe(e.into()))?;
-    let mut cmd = tokio::process::Command::new(args.binary);
+    let mut cmd = match args.sealed {
+        Some(view) => tokio::process::Command::from(view.command()),
+        None => tokio::process::Command::new(args.binary),
+    };
     cmd.arg("--id")
         .arg(args.id)
         .arg("--bundle")
