@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 
 use super::{BPF_INSN_SIZE, SeccompError, compile, load_insns, parse_program};
 
-/// First bytes of a cache entry; the layout version is in it.
-const MAGIC: &[u8; 8] = b"BSCMP01\n";
+/// First bytes of a cache entry, also hashed into its key: bump it when the layout or the way
+/// `compile` builds programs changes, so older entries are neither read nor kept in use.
+const MAGIC: &[u8; 8] = b"BSCMP02\n";
 
 /// A ready BPF program with the flags to load it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
