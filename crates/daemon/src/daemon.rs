@@ -39,6 +39,47 @@ pub struct Daemon {
     /// their own CVE-2019-5736 re-exec. None where the view cannot be built (they then seal
     /// themselves).
     pub shim_view: Option<berth_runtime::seal::SealedBinary>,
+    /// Clean-up work that runs after the request it belongs to has been answered (the host
+    /// side of a `--rm` removal); shutdown waits for it.
+    pub background: Background,
+}
+
+/// Tasks spawned to finish after their request, counted so shutdown can wait for them.
+#[derive(Debug, Default)]
+pub struct Background {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    idle: Arc<tokio::sync::Notify>,
+}
+
+impl Background {
+    /// Run `fut` as a task counted until it ends.
+    pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let (running, idle) = (self.running.clone(), self.idle.clone());
+        tokio::spawn(async move {
+            fut.await;
+            if running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Wait until no task runs, at most `limit`; returns how many still run.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> usize {
+        use std::sync::atomic::Ordering;
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.idle.notified();
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        self.running.load(Ordering::SeqCst)
+    }
 }
 
 impl std::fmt::Debug for Daemon {
@@ -65,6 +106,7 @@ impl Daemon {
         };
         Arc::new(Daemon {
             shim_view,
+            background: Background::default(),
             config,
             images: Arc::new(images),
             containers: Store::default(),

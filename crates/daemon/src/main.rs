@@ -137,6 +137,16 @@ async fn run(flags: Flags, config: Config, log_handle: Option<LogHandle>) -> any
     daemon.shutting_down.send_replace(true);
     let _ = tx.send(true);
     let _ = srv.await;
+    let left = daemon
+        .background
+        .wait_idle(std::time::Duration::from_secs(10))
+        .await;
+    if left > 0 {
+        tracing::warn!(
+            tasks = left,
+            "shutting down with clean-up still running; the next start finishes it"
+        );
+    }
     let _ = std::fs::remove_file(pidfile);
     Ok(())
 }

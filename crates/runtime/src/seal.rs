@@ -145,7 +145,10 @@ fn overlay_view(exe: &File) -> io::Result<(OwnedFd, String)> {
 /// lower-only overlay of its directory, and its marker.
 fn overlay_view_of(path: &std::path::Path, exe: &File) -> io::Result<(OwnedFd, String)> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::other(format!("{} has no directory", path.display())));
+        return Err(io::Error::other(format!(
+            "{} has no directory",
+            path.display()
+        )));
     };
     let dir = rustix::fs::open(
         dir,

@@ -388,6 +388,11 @@ pub async fn after_exit(daemon: Arc<Daemon>, entry: Arc<Entry>) {
     let mut attached = entry.attached.subscribe();
     let _ = attached.wait_for(|n| *n == 0).await;
     t.mark("attach_drained");
+    if entry.with(|r| r.host_config.auto_remove == Some(true))
+        && super::autoremove::remove_exited(&daemon, &entry).await
+    {
+        return;
+    }
     let sock = shim_sock(&daemon, &entry.id);
     if let Err(e) = shim::call(&sock, json!({"op": "delete"})).await {
         // No shim to delete the container through the runtime: its cgroups stay unless we go.
@@ -704,7 +709,7 @@ pub fn wait_failed(msg: String) -> WaitResponse {
 /// Removes `/berth/<id>` in every cgroup hierarchy if it is still there: the runtime removes it
 /// when the shim deletes the container, but a shim that died (or was killed) never did.
 /// Best effort: a cgroup that still has processes stays.
-fn remove_leftover_cgroups(id: &str) {
+pub(super) fn remove_leftover_cgroups(id: &str) {
     let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
         return;
     };
@@ -812,6 +817,13 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
         }
     });
     t.mark("dirs");
+    forget(daemon, entry).await;
+    Ok(())
+}
+
+/// The last step of a removal, once the container dir is gone: the container leaves the
+/// table (its name is free), its volumes are released, `removed` waiters wake.
+pub(super) async fn forget(daemon: &Arc<Daemon>, entry: &Arc<Entry>) {
     let (name, code) = entry.with(|r| (r.name.clone(), r.state.exit_code));
     daemon.events.container(&entry.snapshot(), "destroy", &[]);
     daemon.containers.remove(&entry.id);
@@ -826,7 +838,6 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
         })
         .await;
     entry.lifecycle.send_modify(|l| l.removed = true);
-    Ok(())
 }
 
 #[cfg(test)]

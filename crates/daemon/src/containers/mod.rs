@@ -3,10 +3,11 @@
 //! - [`record`]: config.v2.json / hostconfig.json shapes.
 //! - [`store`]: the in-memory table and name/id lookups.
 //! - [`names`]: name validation and random names.
-//! - [`create`], [`lifecycle`], [`list`], [`inspect`], [`logs`]: the verbs.
+//! - [`create`], [`lifecycle`] ([`autoremove`] for `--rm` after the exit), [`list`], [`inspect`], [`logs`]: the verbs.
 //! - [`spec`]: the OCI spec; [`network`]: supported network modes; [`loopback`]: `lo` up.
 //! - [`shim`]: the berthd ↔ berth-shim contract; [`recovery`]: daemon start-up.
 
+pub mod autoremove;
 pub mod create;
 pub mod files;
 pub mod inspect;
