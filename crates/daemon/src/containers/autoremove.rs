@@ -14,8 +14,6 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::files;
 use super::lifecycle::{forget, remove_leftover_cgroups};
 use super::phases::Phases;
@@ -58,8 +56,10 @@ pub async fn remove_exited(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> bool {
 async fn clean_host(daemon: &Arc<Daemon>, id: &str, gone: std::path::PathBuf) {
     let mut t = Phases::new("auto_remove_cleanup", id);
     let sock = daemon.state_dir(id).join("shim.sock");
-    if let Err(e) = shim::call(&sock, json!({"op": "delete"})).await {
-        tracing::debug!(id = %id, error = %e, "shim delete after exit");
+    // discard, not a bare delete: an init that never started (a start cut short by a crash,
+    // found at recovery) must be killed before its shim lets go.
+    if let Err(e) = shim::discard(&sock).await {
+        tracing::debug!(id = %id, error = %e, "discarding the shim after exit");
         remove_leftover_cgroups(id);
     }
     t.mark("shim_delete");

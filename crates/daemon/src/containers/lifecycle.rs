@@ -115,6 +115,15 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     };
     t.mark("mount");
     let state_dir = daemon.state_dir(&id);
+    // The shim of the previous run may still be there (its exit not yet cleaned up by
+    // after_exit): let it delete its runtime state and go, or the new create would find the
+    // container existing and the stale socket removed below would strand the old shim.
+    let old_sock = shim_sock(daemon, &id);
+    if old_sock.exists()
+        && let Err(e) = shim::discard(&old_sock).await
+    {
+        tracing::debug!(id = %id, error = %e, "discarding the previous run's shim");
+    }
     let prep = || -> std::io::Result<()> {
         std::fs::create_dir_all(&state_dir)?;
         std::fs::create_dir_all(daemon.runtime_root())?;

@@ -271,7 +271,9 @@ fn dns_names(rec: &ContainerRecord, att: &Attachment) -> Vec<String> {
 pub async fn connect_all(daemon: &Arc<Daemon>, entry: &Entry) -> Result<PathBuf, ApiError> {
     let nets = &daemon.networks;
     let driver = nets.driver()?;
+    let mut t = crate::containers::phases::Phases::new("connect", &entry.id);
     let _gate = nets.gate.read().await;
+    t.mark("gate");
     let rec = entry.snapshot();
     let path = netns_path(daemon, &entry.id);
     // A leftover of a crash at the previous start: the netns (and its veths) go with it.
@@ -288,8 +290,9 @@ pub async fn connect_all(daemon: &Arc<Daemon>, entry: &Entry) -> Result<PathBuf,
                 ))
             })?;
     }
+    t.mark("netns");
     entry.with(|r| r.network_settings.sandbox_key = path.display().to_string());
-    let result = connect_inner(daemon, entry, &rec, &driver, &path).await;
+    let result = connect_inner(daemon, entry, &rec, &driver, &path, &mut t).await;
     if let Err(e) = result {
         drop(_gate);
         release_all(daemon, entry).await;
@@ -304,6 +307,7 @@ async fn connect_inner(
     rec: &ContainerRecord,
     driver: &berth_network::BridgeDriver,
     netns: &Path,
+    t: &mut crate::containers::phases::Phases,
 ) -> Result<(), ApiError> {
     let ports = port_requests(rec)?;
     let mut embedded_dns = false;
@@ -327,6 +331,7 @@ async fn connect_inner(
         let ports = if i == 0 { ports.clone() } else { Vec::new() };
         let req = endpoint_request(netns, i, att, ports, i == 0)?;
         let ep = setup_endpoint(daemon, driver, rec, &net, att, &req).await?;
+        t.mark("endpoint");
         embedded_dns |= !net.is_default_bridge();
         let name = name.clone();
         entry.with(|r| {
@@ -338,7 +343,9 @@ async fn connect_inner(
     }
     let rec = entry.snapshot();
     write_etc_files(&rec, embedded_dns)?;
+    t.mark("etc_files");
     refresh_dns_server(daemon, &rec).await?;
+    t.mark("dns");
     Ok(())
 }
 
