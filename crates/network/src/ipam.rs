@@ -2,7 +2,11 @@
 //!
 //! State lives in `<state dir>/<network id>.json` (design.md: `network/ipam/<network id>.json`) and is
 //! rewritten atomically on every change, so a berthd crash never loses or tears an allocation.
-//! After a restart [`Ipam::reconcile`] frees the addresses of endpoints that no longer exist.
+//! After a restart [`Ipam::reconcile`] frees the addresses of endpoints that no longer exist and
+//! re-records those that do: the file is derived state. So it is not fsynced (every bridge
+//! container's start and exit change it: four fsyncs per `run --rm` otherwise), and a file a
+//! host crash tore is set aside (`.corrupt`) and started over — after a host crash no endpoint
+//! is alive, and berthd's start-up reconcile re-adds those of containers it restarts.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -52,15 +56,6 @@ pub enum IpamError {
         /// Cause.
         #[source]
         source: io::Error,
-    },
-    /// The state file is not valid JSON of the expected shape.
-    #[error("parsing IPAM state {path}")]
-    Parse {
-        /// State file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: serde_json::Error,
     },
     /// Writing the state file failed.
     #[error("writing IPAM state {path}")]
@@ -131,18 +126,28 @@ impl Ipam {
         config.validate()?;
         let path = dir.join(format!("{network_id}.json"));
         let state = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let mut st: State =
-                    serde_json::from_slice(&bytes).map_err(|source| IpamError::Parse {
+            Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+                Ok(mut st) => {
+                    if st.config != config {
+                        st.allocations.retain(|ip, _| config.subnet.contains(*ip));
+                        st.config = config;
+                    }
+                    st
+                }
+                Err(e) => {
+                    let aside = path.with_extension("json.corrupt");
+                    tracing::warn!(path = %path.display(), error = %e, aside = %aside.display(), "unreadable IPAM state set aside; starting over (reconcile re-adds live endpoints)");
+                    std::fs::rename(&path, &aside).map_err(|source| IpamError::Read {
                         path: path.clone(),
                         source,
                     })?;
-                if st.config != config {
-                    st.allocations.retain(|ip, _| config.subnet.contains(*ip));
-                    st.config = config;
+                    State {
+                        config,
+                        allocations: BTreeMap::new(),
+                        last: None,
+                    }
                 }
-                st
-            }
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => State {
                 config,
                 allocations: BTreeMap::new(),
@@ -208,7 +213,7 @@ impl Ipam {
             path: self.path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&self.path, &data).map_err(|source| IpamError::Write {
+        write_atomic(&self.path, &data, false).map_err(|source| IpamError::Write {
             path: self.path.clone(),
             source,
         })

@@ -145,13 +145,20 @@ fn state_persists_and_reconcile_frees_dead_endpoints() {
 }
 
 #[test]
-fn corrupt_state_is_an_error_not_a_reset() {
+fn corrupt_state_is_set_aside_and_started_over() {
+    // Derived state (reconcile rebuilds it from live endpoints): a file a host crash tore is
+    // kept for inspection, never silently overwritten, and IPAM starts empty.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("n1.json"), b"{not json").unwrap();
-    assert!(matches!(
-        Ipam::open(dir.path(), "n1", cfg("10.9.0.0/24", [10, 9, 0, 1], None)),
-        Err(IpamError::Parse { .. })
-    ));
+    let mut ipam = Ipam::open(dir.path(), "n1", cfg("10.9.0.0/24", [10, 9, 0, 1], None)).unwrap();
+    assert!(ipam.allocations().is_empty());
+    assert_eq!(
+        std::fs::read(dir.path().join("n1.json.corrupt")).unwrap(),
+        b"{not json"
+    );
+    let a = ipam.allocate("ep1", None).unwrap();
+    let again = Ipam::open(dir.path(), "n1", cfg("10.9.0.0/24", [10, 9, 0, 1], None)).unwrap();
+    assert_eq!(again.holder(a), Some("ep1"));
 }
 
 #[test]

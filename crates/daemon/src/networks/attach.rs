@@ -18,7 +18,7 @@ use super::record::NetworkRecord;
 use crate::containers::record::ContainerRecord;
 use crate::containers::store::Entry;
 use crate::daemon::Daemon;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{Durability, write_file};
 use crate::images::error_chain;
 
 /// A container's membership in one network.
@@ -423,8 +423,13 @@ pub fn write_etc_files(rec: &ContainerRecord, embedded_dns: bool) -> Result<(), 
         host_gateway: primary.and_then(|e| e.gateway),
     })
     .map_err(|e| ApiError::invalid(e.to_string()))?;
-    write_atomic(Path::new(&rec.hosts_path), hosts.as_bytes())
-        .map_err(|e| ApiError::internal(format!("writing {}: {e}", rec.hosts_path)))?;
+    // Rewritten at every start (nothing reads them before): a host crash loses nothing.
+    write_file(
+        Path::new(&rec.hosts_path),
+        hosts.as_bytes(),
+        Durability::Volatile,
+    )
+    .map_err(|e| ApiError::internal(format!("writing {}: {e}", rec.hosts_path)))?;
     let host = std::fs::read_to_string(etcfiles::host_resolv_conf_path()).unwrap_or_default();
     let dns = DnsConfig {
         servers: rec.host_config.dns.clone().unwrap_or_default(),
@@ -436,8 +441,12 @@ pub fn write_etc_files(rec: &ContainerRecord, embedded_dns: bool) -> Result<(), 
     } else {
         etcfiles::resolv_conf(&host, &dns)
     };
-    write_atomic(Path::new(&rec.resolv_conf_path), resolv.as_bytes())
-        .map_err(|e| ApiError::internal(format!("writing {}: {e}", rec.resolv_conf_path)))
+    write_file(
+        Path::new(&rec.resolv_conf_path),
+        resolv.as_bytes(),
+        Durability::Volatile,
+    )
+    .map_err(|e| ApiError::internal(format!("writing {}: {e}", rec.resolv_conf_path)))
 }
 
 /// Releases everything a container's networking holds: its DNS server and names, every
