@@ -35,10 +35,8 @@ pub struct Daemon {
     pub started: chrono::DateTime<chrono::Utc>,
     /// Turns true on SIGTERM: long polls (wait, logs --follow) end so shutdown is prompt.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
-    /// berth-shim through a private read-only view, opened once: shims started from it skip
-    /// their own CVE-2019-5736 re-exec. None where the view cannot be built (they then seal
-    /// themselves).
-    pub shim_view: Option<berth_runtime::seal::SealedBinary>,
+    /// Starts berth-shim processes (sealed view, spare shim).
+    pub shims: Arc<crate::containers::launcher::Launcher>,
     /// Clean-up work that runs after the request it belongs to has been answered (the host
     /// side of a `--rm` removal); shutdown waits for it.
     pub background: Background,
@@ -94,18 +92,11 @@ impl Daemon {
     /// A daemon over `config` and `images`; containers are loaded by `recovery`.
     pub fn new(config: Config, images: berth_image::Store) -> Arc<Daemon> {
         let volumes = crate::volumes::Volumes::new(config.data_root.join("volumes"));
-        let shim_view = match berth_runtime::seal::SealedBinary::open(&config.shim_binary) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::debug!(
-                    "no sealed view of {}: {e}; shims re-exec themselves",
-                    config.shim_binary.display()
-                );
-                None
-            }
-        };
+        let shims = Arc::new(crate::containers::launcher::Launcher::new(
+            &config.shim_binary,
+        ));
         Arc::new(Daemon {
-            shim_view,
+            shims,
             background: Background::default(),
             config,
             images: Arc::new(images),

@@ -22,6 +22,7 @@ mod proto;
 mod runtime;
 mod shim;
 mod sockpath;
+mod spare;
 mod streams;
 mod sys;
 
@@ -86,7 +87,26 @@ fn main() {
         daemon::send_ready(ready, &json!({"ok": false, "error": msg, "exit_code": 125}));
         std::process::exit(125);
     }
-    let args = match Args::parse(std::env::args_os().skip(1)) {
+    let spare = std::env::args_os().nth(1).is_some_and(|a| a == spare::FLAG);
+    let argv: Vec<std::ffi::OsString> = if spare {
+        // Detach and settle now, while nobody waits; then wait for a container to serve.
+        if let Err(e) = daemon::daemonize().and_then(|()| daemon::prepare_process()) {
+            let msg = ops::error_chain(&e);
+            daemon::send_ready(ready, &json!({"ok": false, "error": msg, "exit_code": 125}));
+            std::process::exit(125);
+        }
+        match spare::wait_for_args() {
+            Some(a) => {
+                let program = std::env::args_os().next().unwrap_or_default();
+                spare::retitle(&program, &a);
+                a
+            }
+            None => std::process::exit(0),
+        }
+    } else {
+        std::env::args_os().skip(1).collect()
+    };
+    let args = match Args::parse(argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("berth-shim: {e}");
@@ -97,14 +117,15 @@ fn main() {
             std::process::exit(125);
         }
     };
-    if !args.foreground
+    if !spare
+        && !args.foreground
         && let Err(e) = daemon::daemonize()
     {
         let msg = ops::error_chain(&e);
         daemon::send_ready(ready, &json!({"ok": false, "error": msg, "exit_code": 125}));
         std::process::exit(125);
     }
-    if let Err(e) = daemon::prepare_process() {
+    if !spare && let Err(e) = daemon::prepare_process() {
         let msg = ops::error_chain(&e);
         daemon::send_ready(ready, &json!({"ok": false, "error": msg, "exit_code": 125}));
         std::process::exit(125);

@@ -9,9 +9,10 @@ use berth_api::types::{WaitError, WaitResponse};
 use serde_json::{Value, json};
 
 use super::files::{self, now_rfc3339, save_record};
+use super::launcher::SpawnArgs;
 use super::network::NetMode;
 use super::phases::Phases;
-use super::shim::{self, ShimError, SpawnArgs};
+use super::shim::{self, ShimError};
 use super::signal;
 use super::store::{Entry, lock};
 use crate::daemon::Daemon;
@@ -191,21 +192,21 @@ async fn start_locked(daemon: &Arc<Daemon>, entry: &Arc<Entry>) -> Result<(), Ap
     let runtime_root = daemon.runtime_root();
     let runtime_binary = daemon.runtime_binary(rec.host_config.runtime.as_deref())?;
     let (log_max_size, log_max_files) = super::spec::log_rotation(&rec.host_config)?;
-    let ready = shim::spawn(SpawnArgs {
-        binary: &daemon.config.shim_binary,
-        sealed: daemon.shim_view.as_ref(),
-        id: &id,
-        bundle: &state_dir,
-        state_dir: &state_dir,
-        runtime_root: &runtime_root,
-        log_path: &log_path,
-        terminal: tty,
-        stdin: rec.config.open_stdin == Some(true),
-        runtime_binary: runtime_binary.as_deref(),
-        log_max_size,
-        log_max_files,
-    })
-    .await;
+    let ready = daemon
+        .shims
+        .spawn(&SpawnArgs {
+            id: &id,
+            bundle: &state_dir,
+            state_dir: &state_dir,
+            runtime_root: &runtime_root,
+            log_path: &log_path,
+            terminal: tty,
+            stdin: rec.config.open_stdin == Some(true),
+            runtime_binary: runtime_binary.as_deref(),
+            log_max_size,
+            log_max_files,
+        })
+        .await;
     t.mark("shim_create");
     if let Err(e) = &ready {
         let (api, code) = start_error(e, &rec.path);

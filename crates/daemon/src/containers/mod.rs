@@ -5,12 +5,13 @@
 //! - [`names`]: name validation and random names.
 //! - [`create`], [`lifecycle`] ([`autoremove`] for `--rm` after the exit), [`list`], [`inspect`], [`logs`]: the verbs.
 //! - [`spec`]: the OCI spec; [`network`]: supported network modes; [`loopback`]: `lo` up.
-//! - [`shim`]: the berthd ↔ berth-shim contract; [`recovery`]: daemon start-up.
+//! - [`shim`]: the berthd ↔ berth-shim contract ([`launcher`] starts shims); [`recovery`]: daemon start-up.
 
 pub mod autoremove;
 pub mod create;
 pub mod files;
 pub mod inspect;
+pub mod launcher;
 pub mod lifecycle;
 pub mod list;
 pub mod logs;

@@ -1,7 +1,7 @@
 //! berthd's side of the shim contract (SHIM_PROTOCOL.md): spawning `berth-shim` with its
 //! ready pipe on fd 3, and one-line JSON requests on `STATE_DIR/shim.sock`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -57,124 +57,7 @@ pub struct Ready {
     pub pid: i64,
 }
 
-/// Arguments for one shim.
-#[derive(Debug, Clone)]
-pub struct SpawnArgs<'a> {
-    /// berth-shim binary.
-    pub binary: &'a Path,
-    /// Container id.
-    pub id: &'a str,
-    /// Bundle dir (config.json).
-    pub bundle: &'a Path,
-    /// exec-root/<id>.
-    pub state_dir: &'a Path,
-    /// exec-root/runtime.
-    pub runtime_root: &'a Path,
-    /// json-file log path.
-    pub log_path: &'a Path,
-    /// Allocate a TTY.
-    pub terminal: bool,
-    /// Keep stdin open.
-    pub stdin: bool,
-    /// json-file rotation: bytes per file.
-    pub log_max_size: Option<u64>,
-    /// json-file rotation: files kept.
-    pub log_max_files: Option<u32>,
-    /// An external runc-compatible runtime instead of the shim's in-process berth_runtime
-    /// (the shim's `--runtime-binary` extension of the contract).
-    pub runtime_binary: Option<&'a Path>,
-    /// `binary` through the daemon's sealed view, when there is one.
-    pub sealed: Option<&'a berth_runtime::seal::SealedBinary>,
-}
-
-/// Spawns the shim and waits for its ready line.
-pub async fn spawn(args: SpawnArgs<'_>) -> Result<Ready, ShimError> {
-    let (read_end, write_end): (OwnedFd, OwnedFd) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| ShimError::Pipe(e.into()))?;
-    let mut cmd = match args.sealed {
-        Some(view) => tokio::process::Command::from(view.command()),
-        None => tokio::process::Command::new(args.binary),
-    };
-    cmd.arg("--id")
-        .arg(args.id)
-        .arg("--bundle")
-        .arg(args.bundle)
-        .arg("--state-dir")
-        .arg(args.state_dir)
-        .arg("--runtime-root")
-        .arg(args.runtime_root)
-        .arg("--log-path")
-        .arg(args.log_path);
-    if args.terminal {
-        cmd.arg("--terminal");
-    }
-    if args.stdin {
-        cmd.arg("--stdin");
-    }
-    if let Some(n) = args.log_max_size {
-        cmd.arg("--log-max-size").arg(n.to_string());
-        cmd.arg("--log-max-files")
-            .arg(args.log_max_files.unwrap_or(1).to_string());
-    }
-    if let Some(rt) = args.runtime_binary {
-        cmd.arg("--runtime-binary").arg(rt);
-    }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let fd = write_end.as_raw_fd();
-    // SAFETY: the closure runs in the forked child before exec and only calls dup2/fcntl,
-    // which are async-signal-safe; it touches no memory shared with other threads.
-    unsafe {
-        cmd.pre_exec(move || {
-            if fd == 3 {
-                let flags = libc::fcntl(3, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|source| ShimError::Spawn {
-        binary: args.binary.to_owned(),
-        source,
-    })?;
-    drop(write_end);
-    // The shim double-forks; reap the intermediate whenever it exits.
-    tokio::spawn(async move {
-        let _ = child.wait().await;
-    });
-    let mut rx =
-        tokio::net::unix::pipe::Receiver::from_owned_fd(read_end).map_err(ShimError::Pipe)?;
-    // Read one line only: a process that inherited the write end must not delay us.
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 256];
-    loop {
-        let n = rx.read(&mut byte).await.map_err(ShimError::Pipe)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&byte[..n]);
-        if buf.contains(&b'\n') || buf.len() > 1 << 16 {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let line = text.lines().next().ok_or(ShimError::NoReady)?;
-    let v: Value =
-        serde_json::from_str(line).map_err(|_| ShimError::BadResponse(line.to_owned()))?;
-    let v = check_ok(v)?;
-    Ok(Ready {
-        shim_pid: v.get("shim_pid").and_then(Value::as_i64).unwrap_or(0),
-        pid: v.get("pid").and_then(Value::as_i64).unwrap_or(0),
-    })
-}
-
-fn check_ok(v: Value) -> Result<Value, ShimError> {
+pub(super) fn check_ok(v: Value) -> Result<Value, ShimError> {
     if v.get("ok").and_then(Value::as_bool) == Some(true) {
         return Ok(v);
     }
