@@ -435,6 +435,7 @@ bench_up() { # COMPONENTS: docker podman berth registry (default: all)
   fw_snapshot "$BT/fw-before"
   for d in /etc/docker /run/containerd /run/docker /var/lib/docker /var/lib/containers /run/containers /run/libpod \
            /sys/fs/cgroup/memory/docker /sys/fs/cgroup/memory/libpod_parent /sys/fs/cgroup/memory/bbench-docker \
+           /sys/fs/cgroup/memory/berth \
            /etc/cni/net.d /run/netns /var/lib/cni; do
     [ -e "$d" ] && echo "$d" >> "$BT/preexisting"
   done
@@ -549,7 +550,7 @@ bench_down() {
   # cgroups our daemons made, if empty and new
   local h
   for h in /sys/fs/cgroup/*/; do
-    for cg in bbench-docker libpod_parent docker; do
+    for cg in bbench-docker libpod_parent docker berth; do
       [ -d "$h$cg" ] || continue
       grep -qx "/sys/fs/cgroup/memory/$cg" "$BT/preexisting" && continue
       find "$h$cg" -depth -type d -exec rmdir {} \; 2>/dev/null

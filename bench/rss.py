@@ -73,6 +73,12 @@ def main():
         shim_pss = [p / MB for _, p, n in per if n]
         if len(shim_rss) < N:
             sys.stderr.write(f"rss: {e.label}: found {len(shim_rss)} shim processes for {N} containers\n")
+        if not shim_rss:
+            failed = True
+            missing.append({"metric": m_shim, "engine": e.label,
+                            "reason": f"no {e.shim_comm}* process found for {N} running containers"})
+            e.rm_all()
+            continue
         extra = {"shim_processes": len(shim_rss), "containers": N}
         rows.append(benchlib.make_row(m_shim, e.label, "MB", shim_rss, target=1 if e.label == "berth" else None, extra=extra))
         rows.append(benchlib.make_row(m_shim_pss, e.label, "MB", shim_pss, extra=extra))

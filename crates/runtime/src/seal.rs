@@ -63,6 +63,13 @@ pub fn ensure_sealed() -> Result<(), SealError> {
     if overlay_marker_matches(&exe) {
         // SAFETY: single-threaded (this function's contract); nothing reads the env concurrently.
         unsafe { std::env::remove_var(SEALED_ENV) };
+        // Started as `/proc/self/fd/N` (SealedBinary::command), the kernel named the task "N":
+        // give it back its program name, which `ps`, `pgrep berth-shim` and tools look for.
+        if let Some(name) = std::env::args_os().next()
+            && let Some(base) = std::path::Path::new(&name).file_name()
+        {
+            crate::process::clone::set_name(&base.to_string_lossy());
+        }
         return Ok(());
     }
     if pentacle::is_sealed() {
