@@ -13,6 +13,7 @@
 //!   stats, recovery at start-up.
 //! - [`exec`]: exec instances.
 //! - [`events`]: the events bus.
+//! - [`idle`]: giving memory back once no request has run for a moment.
 //! - [`images`]: the `berth_image::Store` boundary (error mapping, image defaults).
 //! - [`volumes`]: the local volume driver and containers' mount points.
 //!
@@ -31,6 +32,7 @@ pub mod daemon;
 pub mod events;
 pub mod exec;
 pub mod fsutil;
+pub mod idle;
 pub mod images;
 pub mod lock;
 pub mod networks;

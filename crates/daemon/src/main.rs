@@ -113,6 +113,7 @@ async fn run(flags: Flags, config: Config, log_handle: Option<LogHandle>) -> any
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let router = api::router(daemon.clone());
     let srv = tokio::spawn(server::serve(listeners, router, rx));
+    tokio::spawn(berth_daemon::idle::shed_when_quiet());
     tracing::info!(hosts = ?daemon.config.hosts, data_root = %daemon.config.data_root.display(), "berthd ready");
     loop {
         tokio::select! {

@@ -33,6 +33,7 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod hooks;
+pub mod mem;
 pub mod process;
 pub mod rootfs;
 pub mod seal;

@@ -14,7 +14,6 @@ mod console;
 mod daemon;
 mod files;
 mod log;
-mod mem;
 mod oom;
 mod ops;
 mod proc;

@@ -97,7 +97,7 @@ pub struct Shim {
     pub quit: bool,
     /// When the shim last had a client (or the init exited): start of the idle countdown.
     pub idle_since: Instant,
-    /// Memory that create or exec needed is to be given back ([`crate::mem::shed`]) once the
+    /// Memory that create or exec needed is to be given back ([`berth_runtime::mem::shed`]) once the
     /// shim has been idle for [`SHED_AFTER_IDLE_MS`]: not on the path of the reply, nor of a
     /// short-lived container's whole life.
     pub shed_due: bool,
@@ -217,7 +217,7 @@ impl Shim {
             sys::poll(&mut fds, timeout).map_err(ShimError::Poll)?;
             if self.shed_due && fds.iter().all(|f| f.revents == 0) {
                 self.shed_due = false;
-                crate::mem::shed();
+                berth_runtime::mem::shed();
             }
             for (pfd, tok) in fds.iter().zip(toks.iter()) {
                 if pfd.revents == 0 {

@@ -217,6 +217,7 @@ where
             let method = req.method().clone();
             let uri = req.uri().clone();
             let started = std::time::Instant::now();
+            let _busy = crate::idle::busy();
             let resp = match router.oneshot(req).await {
                 Ok(r) => r,
                 Err(never) => match never {},

@@ -1,8 +1,9 @@
-//! Shedding the memory that creating a container needed but the idle loop does not.
+//! Shedding memory a long-lived process needed for a burst of work but not while idle.
 //!
-//! The runtime library runs inside the shim once (create, exec): its heap and the code pages it
-//! touched would otherwise stay resident for the container's whole life. A shim is idle almost
-//! all the time, and there is one per container, so this is most of berth's per-container cost.
+//! The shim runs the runtime library once (create, exec): its heap and the code pages it
+//! touched would otherwise stay resident for the container's whole life, and there is one shim
+//! per container. berthd touches most of its 20 MB binary at start-up and in bursts of
+//! requests, then idles. Both call [`shed`] once they have been idle for a moment.
 
 /// Return freed heap to the kernel and drop read-only file pages (our code, libc's) from the
 /// page tables: they stay in the page cache, shared with every other process, and fault back
