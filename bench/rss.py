@@ -15,6 +15,9 @@ import engines  # noqa: E402
 import procs  # noqa: E402
 
 N = int(os.environ.get("BENCH_RSS_N", "100"))
+# "Idle" is a daemon at rest: no request for this many seconds before the samples (the set-up's
+# last requests — image load, version probes — end just before this benchmark starts).
+SETTLE_S = float(os.environ.get("BENCH_IDLE_SETTLE", "5"))
 OUT = os.path.join(os.environ["BENCH_RESULTS"], "rss.json")
 MB = 1024.0
 
@@ -55,6 +58,7 @@ def main():
                                 "reason": "no daemon: podman forks per command, nothing stays resident"})
             idle = [0.0]
         else:
+            time.sleep(SETTLE_S)
             idle, idle_pss, detail = daemon_mem(e)
             tgt = 15 if e.label == "berth" else None
             rows.append(benchlib.make_row(m_idle, e.label, "MB", idle, target=tgt, extra={"processes_mb": detail}))
