@@ -295,11 +295,7 @@ pub fn load_bpf(program: &[u8]) -> Result<(), SeccompError> {
 /// Load a raw BPF program with `SECCOMP_FILTER_FLAG_*` bits (see
 /// [`CompiledFilter::filter_flags`]).
 pub fn load_bpf_with_flags(program: &[u8], flags: u32) -> Result<(), SeccompError> {
-    load_insns(&mut parse_program(program)?, flags)
-}
-
-/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, program)`.
-fn load_insns(insns: &mut [libc::sock_filter], flags: u32) -> Result<(), SeccompError> {
+    let mut insns = parse_program(program)?;
     let len = u16::try_from(insns.len())
         .map_err(|_| SeccompError::BadProgram(format!("{} instructions", insns.len())))?;
     let prog = libc::sock_fprog {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxSeccomp;
 use sha2::{Digest, Sha256};
 
-use super::{BPF_INSN_SIZE, SeccompError, compile, load_insns, parse_program};
+use super::{SeccompError, compile, load_bpf_with_flags, parse_program};
 
 /// First bytes of a cache entry, also hashed into its key: bump it when the layout or the way
 /// `compile` builds programs changes, so older entries are neither read nor kept in use.
@@ -22,7 +22,8 @@ const MAGIC: &[u8; 8] = b"BSCMP02\n";
 /// A ready BPF program with the flags to load it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
-    insns: Vec<(u16, u8, u8, u32)>,
+    /// `struct sock_filter` records, native endian, checked by [`parse_program`].
+    bpf: Vec<u8>,
     flags: u32,
     skipped: Vec<String>,
 }
@@ -30,12 +31,7 @@ pub struct Program {
 impl Program {
     /// Load into the calling thread (same privilege rule as [`super::CompiledFilter::load`]).
     pub fn load(&self) -> Result<(), SeccompError> {
-        let mut insns: Vec<libc::sock_filter> = self
-            .insns
-            .iter()
-            .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
-            .collect();
-        load_insns(&mut insns, self.flags)
+        load_bpf_with_flags(&self.bpf, self.flags)
     }
 
     /// Syscall names of the profile this architecture does not know (skipped, like runc).
@@ -48,13 +44,10 @@ impl Program {
         self.flags
     }
 
-    fn from_bpf(bpf: &[u8], flags: u32, skipped: Vec<String>) -> Result<Program, SeccompError> {
-        let insns = parse_program(bpf)?
-            .into_iter()
-            .map(|i| (i.code, i.jt, i.jf, i.k))
-            .collect();
+    fn new(bpf: Vec<u8>, flags: u32, skipped: Vec<String>) -> Result<Program, SeccompError> {
+        parse_program(&bpf)?;
         Ok(Program {
-            insns,
+            bpf,
             flags,
             skipped,
         })
@@ -62,16 +55,12 @@ impl Program {
 
     fn encode(&self) -> Vec<u8> {
         let names = self.skipped.join("\n");
-        let mut out = Vec::with_capacity(16 + names.len() + self.insns.len() * BPF_INSN_SIZE);
+        let mut out = Vec::with_capacity(16 + names.len() + self.bpf.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.flags.to_le_bytes());
         out.extend_from_slice(&(names.len() as u32).to_le_bytes());
         out.extend_from_slice(names.as_bytes());
-        for &(code, jt, jf, k) in &self.insns {
-            out.extend_from_slice(&code.to_ne_bytes());
-            out.extend_from_slice(&[jt, jf]);
-            out.extend_from_slice(&k.to_ne_bytes());
-        }
+        out.extend_from_slice(&self.bpf);
         out
     }
 
@@ -85,7 +74,7 @@ impl Program {
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
             .collect();
-        Program::from_bpf(rest.get(8 + names_len..)?, flags, skipped).ok()
+        Program::new(rest.get(8 + names_len..)?.to_vec(), flags, skipped).ok()
     }
 }
 
@@ -99,9 +88,8 @@ pub fn program(spec: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program,
         return Ok(p);
     }
     let filter = compile(spec)?;
-    let bpf = filter.export_bpf()?;
-    let p = Program::from_bpf(
-        &bpf,
+    let p = Program::new(
+        filter.export_bpf()?,
         filter.filter_flags(),
         filter.skipped_syscalls().to_vec(),
     )?;
