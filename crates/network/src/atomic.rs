@@ -1,13 +1,13 @@
-//! File replacement: temp file in the same directory, rename over the old one. A berthd crash
-//! at any instant leaves the old or the new content, never a torn file. With `durable` the
-//! file and the directory are fsynced too, so a host crash cannot tear it either.
+//! File replacement: temp file in the same directory, renamed over the old one. A berthd crash
+//! at any instant leaves the old or the new content, never a torn file; nothing is fsynced, so
+//! only for state that is rebuilt after a host crash (see `ipam`).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
 /// Writes `data` to `path` atomically, creating the parent directory if needed.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
@@ -23,14 +23,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Resul
     let res = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if durable {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        fs::rename(&tmp, path)
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);

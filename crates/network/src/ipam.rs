@@ -213,7 +213,7 @@ impl Ipam {
             path: self.path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&self.path, &data, false).map_err(|source| IpamError::Write {
+        write_atomic(&self.path, &data).map_err(|source| IpamError::Write {
             path: self.path.clone(),
             source,
         })
