@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use super::files;
-use super::lifecycle::{forget, remove_leftover_cgroups};
+use super::lifecycle::{delete_removed, forget, remove_leftover_cgroups};
 use super::phases::Phases;
 use super::shim;
 use super::store::Entry;
@@ -67,22 +67,17 @@ async fn clean_host(daemon: &Arc<Daemon>, id: &str, gone: std::path::PathBuf) {
     let state_dir = daemon.state_dir(id);
     let res = daemon
         .blocking(move |d| {
-            match d.images.detach_container_layers(&owned) {
-                Ok(trash) => trash.purge(),
+            let trash = match d.images.detach_container_layers(&owned) {
+                Ok(trash) => Some(trash),
                 Err(e) => {
                     let e = crate::images::api_error(e);
                     if e.http_status() != 404 {
                         tracing::warn!(id = %owned, error = %e.message, "removing an auto-removed container's layers");
                     }
+                    None
                 }
-            }
-            for d in [state_dir, gone] {
-                if let Err(e) = std::fs::remove_dir_all(&d)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(path = %d.display(), error = %e, "removing a removed container's dir");
-                }
-            }
+            };
+            delete_removed(trash, [state_dir, gone]);
             Ok(())
         })
         .await;

@@ -814,21 +814,28 @@ pub async fn remove(daemon: &Arc<Daemon>, entry: &Arc<Entry>, force: bool) -> Re
         )));
     }
     let state_dir = daemon.state_dir(&entry.id);
-    tokio::task::spawn_blocking(move || {
-        if let Some(t) = trash {
-            t.purge();
-        }
-        for d in [state_dir, gone] {
-            if let Err(e) = std::fs::remove_dir_all(&d)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %d.display(), error = %e, "removing a removed container's dir");
-            }
-        }
-    });
+    tokio::task::spawn_blocking(move || delete_removed(trash, [state_dir, gone]));
     t.mark("dirs");
     forget(daemon, entry).await;
     Ok(())
+}
+
+/// Deletes what a committed removal left: the detached layers and the container's dirs (its
+/// state dir, its renamed `<id>.removing`). Blocking.
+pub(super) fn delete_removed(
+    trash: Option<berth_image::container_layers::Trash>,
+    dirs: [std::path::PathBuf; 2],
+) {
+    if let Some(t) = trash {
+        t.purge();
+    }
+    for d in dirs {
+        if let Err(e) = std::fs::remove_dir_all(&d)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %d.display(), error = %e, "removing a removed container's dir");
+        }
+    }
 }
 
 /// The last step of a removal, once the container dir is gone: the container leaves the
