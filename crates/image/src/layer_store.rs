@@ -510,23 +510,7 @@ pub(crate) fn create_short_link(layout: &Layout, cache_id: &str) -> Result<Strin
 /// point after a lazy unmount, because removing through a live mount would delete the
 /// content of the layers below.
 pub(crate) fn remove_cache_dir(layout: &Layout, cache_id: &str) -> Result<(), LayerError> {
-    let dir = layout.cache_dir(cache_id);
-    let merged = dir.join("merged");
-    if merged.exists() && crate::overlay::is_mountpoint(&merged) {
-        let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
-        if crate::overlay::is_mountpoint(&merged) {
-            return Err(LayerError::Remove {
-                path: merged,
-                source: io::Error::from_raw_os_error(libc::EBUSY),
-            });
-        }
-    }
-    if let Ok(link) = fs::read_to_string(dir.join("link")) {
-        let link = link.trim();
-        if !link.is_empty() && !link.contains('/') {
-            let _ = fs::remove_file(layout.links_dir().join(link));
-        }
-    }
+    let dir = release_cache_dir(layout, cache_id)?;
     match fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -541,6 +525,19 @@ pub(crate) fn detach_cache_dir(
     layout: &Layout,
     cache_id: &str,
 ) -> Result<Option<PathBuf>, LayerError> {
+    let dir = release_cache_dir(layout, cache_id)?;
+    let tmp = atomic::tmp_path_for(&dir);
+    match fs::rename(&dir, &tmp) {
+        Ok(()) => Ok(Some(tmp)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LayerError::Remove { path: dir, source }),
+    }
+}
+
+/// What removing or detaching a driver dir does first: make sure its `merged` is no mount
+/// point any more (lazy unmount; EBUSY if it stays one) and drop its short link. Returns the
+/// dir.
+fn release_cache_dir(layout: &Layout, cache_id: &str) -> Result<PathBuf, LayerError> {
     let dir = layout.cache_dir(cache_id);
     let merged = dir.join("merged");
     if merged.exists() && crate::overlay::is_mountpoint(&merged) {
@@ -558,12 +555,7 @@ pub(crate) fn detach_cache_dir(
             let _ = fs::remove_file(layout.links_dir().join(link));
         }
     }
-    let tmp = atomic::tmp_path_for(&dir);
-    match fs::rename(&dir, &tmp) {
-        Ok(()) => Ok(Some(tmp)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(LayerError::Remove { path: dir, source }),
-    }
+    Ok(dir)
 }
 
 fn sync_fs(dir: &Path) -> Result<(), LayerError> {
