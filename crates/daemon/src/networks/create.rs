@@ -247,6 +247,15 @@ pub fn containers_json(daemon: &Daemon, net: &NetworkRecord) -> Value {
 
 /// Containers that name `net` in their settings (running or not).
 fn users(daemon: &Daemon, net: &NetworkRecord) -> Vec<Arc<Entry>> {
+    on_network(daemon, net, false)
+}
+
+/// Containers with an endpoint on `net` now.
+fn active(daemon: &Daemon, net: &NetworkRecord) -> Vec<Arc<Entry>> {
+    on_network(daemon, net, true)
+}
+
+fn on_network(daemon: &Daemon, net: &NetworkRecord, with_endpoint: bool) -> Vec<Arc<Entry>> {
     daemon
         .containers
         .all()
@@ -256,21 +265,7 @@ fn users(daemon: &Daemon, net: &NetworkRecord) -> Vec<Arc<Entry>> {
                 r.network_settings
                     .networks
                     .values()
-                    .any(|a| a.network_id == net.id)
-            })
-        })
-        .collect()
-}
-
-fn active(daemon: &Daemon, net: &NetworkRecord) -> Vec<Arc<Entry>> {
-    users(daemon, net)
-        .into_iter()
-        .filter(|e| {
-            e.with(|r| {
-                r.network_settings
-                    .networks
-                    .values()
-                    .any(|a| a.network_id == net.id && a.endpoint.is_some())
+                    .any(|a| a.network_id == net.id && (!with_endpoint || a.endpoint.is_some()))
             })
         })
         .collect()
