@@ -297,19 +297,59 @@ impl Drop for Berthd {
     }
 }
 
-fn decode_chunked(mut b: &[u8]) -> Vec<u8> {
+/// Decodes a chunked body; the flag is false when it was cut short (then the body holds the
+/// whole chunks that arrived).
+fn decode_chunked(mut b: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&b[..pos]).unwrap().trim(), 16).unwrap_or(0);
+        let Some(size) = std::str::from_utf8(&b[..pos])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+        else {
+            return (out, false);
+        };
         b = &b[pos + 2..];
-        if size == 0 || b.len() < size {
-            break;
+        if size == 0 {
+            return (out, true);
+        }
+        if b.len() < size {
+            return (out, false);
         }
         out.extend_from_slice(&b[..size]);
         b = &b[(size + 2).min(b.len())..];
     }
-    out
+    (out, false)
+}
+
+/// Parses a whole HTTP/1.1 response (read to EOF); None without a header end or status. The
+/// flag is false when a chunked body was cut short.
+pub fn parse_response(raw: &[u8]) -> Option<(Resp, bool)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let mut complete = true;
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        (body, complete) = decode_chunked(&body);
+    }
+    Some((
+        Resp {
+            status,
+            headers,
+            body,
+        },
+        complete,
+    ))
 }
 
 /// A raw HTTP/1.1 request with `Connection: close`.
@@ -333,36 +373,5 @@ pub fn request(sock: &Path, method: &str, path: &str, body: Option<&[u8]>, ctype
             "reading the answer: {e}"
         );
     }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no header end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        })
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = decode_chunked(&body);
-    }
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    parse_response(&raw).expect("a malformed HTTP response").0
 }

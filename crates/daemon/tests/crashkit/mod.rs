@@ -65,53 +65,9 @@ pub fn try_request(
     s.write_all(&body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let bad = || std::io::Error::other("truncated HTTP response");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(bad)?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        })
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = decode_chunked(&body).ok_or_else(bad)?;
-    }
-    Ok(Resp {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// Decodes a chunked body; None when it is cut short (the daemon died mid-answer).
-fn decode_chunked(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let pos = b.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..pos]).ok()?.trim(), 16).ok()?;
-        b = &b[pos + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        if b.len() < size {
-            return None;
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[(size + 2).min(b.len())..];
+    match crate::common::parse_response(&raw) {
+        Some((resp, true)) => Ok(resp),
+        _ => Err(std::io::Error::other("truncated HTTP response")),
     }
 }
 
